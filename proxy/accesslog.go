@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Access log formats. A format that is neither is a template of HAProxy-style
+// %-codes (see AccessLogCodes).
+const (
+	LogFormatJSON = "json"
+	LogFormatText = "text"
+	// DefaultTextFormat is the "text" line: HAProxy's
+	// `%HM %HU %ST %TR/%Tw/%Tr/%Ta %U` plus time, client, bytes out, request
+	// id, target and the proxy's reason when it answered itself.
+	DefaultTextFormat = `%T %ci "%HM %HU %HV" %ST %TR/%Tw/%Tr/%Ta %U %B %ID %s %E`
+)
+
+// AccessLogCodes documents the template codes. Times are milliseconds, -1
+// for a phase the request never reached (HAProxy's convention).
+var AccessLogCodes = map[string]string{
+	"%T":  "time the request started, RFC 3339 with milliseconds",
+	"%ci": "client IP",
+	"%HM": "method", "%HU": "path and query", "%HP": "path", "%HV": "protocol",
+	"%ST": "status",
+	"%TR": "ms reading the request", "%Tw": "ms queued", "%Tr": "ms until the app's response headers",
+	"%Ta": "ms in total",
+	"%U":  "bytes received", "%B": "bytes sent",
+	"%ID": "request id", "%s": "target id", "%sa": "target address",
+	"%E": "why the proxy answered itself, or -", "%%": "a literal %",
+}
+
+// entry is everything one access-log line can say.
+type entry struct {
+	start                 time.Time
+	client, method, uri   string
+	proto, id, reason     string
+	target, targetAddr    string
+	status                int
+	read, queue, app, all time.Duration
+	queued, gotApp        bool
+	in, out               int64
+	conn                  *trackedConn // HTTP/1 only: counts the bytes read
+}
+
+// AccessLog writes one line per request.
+type AccessLog struct {
+	w    io.Writer
+	json bool
+	z    zerolog.Logger
+	ops  []logOp
+	bufs sync.Pool
+}
+
+type logOp struct {
+	lit  string
+	code string
+}
+
+// NewAccessLog makes an access log writing to w in format: "json", "text",
+// "" (text) or a template. Each line is written with one Write call.
+func NewAccessLog(w io.Writer, format string) (*AccessLog, error) {
+	l := &AccessLog{w: w}
+	l.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	switch format {
+	case LogFormatJSON:
+		l.json = true
+		l.z = zerolog.New(w)
+		return l, nil
+	case "", LogFormatText:
+		format = DefaultTextFormat
+	}
+	ops, err := parseTemplate(format)
+	if err != nil {
+		return nil, err
+	}
+	l.ops = ops
+	return l, nil
+}
+
+func parseTemplate(s string) ([]logOp, error) {
+	var ops []logOp
+	var lit strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			lit.WriteByte(s[i])
+			continue
+		}
+		code := ""
+		for _, n := range []int{3, 2} { // longest match first: %sa before %s
+			if i+n <= len(s) {
+				if _, ok := AccessLogCodes[s[i:i+n]]; ok {
+					code = s[i : i+n]
+					break
+				}
+			}
+		}
+		if code == "" {
+			return nil, fmt.Errorf("log format %q: unknown code at %q (known: %%T %%ci %%HM %%HU %%HP %%HV %%ST %%TR %%Tw %%Tr %%Ta %%U %%B %%ID %%s %%sa %%E %%%%)", s, s[i:min(i+3, len(s))])
+		}
+		if code == "%%" {
+			lit.WriteByte('%')
+		} else {
+			if lit.Len() > 0 {
+				ops = append(ops, logOp{lit: lit.String()})
+				lit.Reset()
+			}
+			ops = append(ops, logOp{code: code})
+		}
+		i += len(code) - 1
+	}
+	if lit.Len() > 0 {
+		ops = append(ops, logOp{lit: lit.String()})
+	}
+	return ops, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (l *AccessLog) write(e *entry) {
+	if l.json {
+		ev := l.z.Log().
+			Str("time", e.start.UTC().Format(time.RFC3339Nano)).
+			Str("client", e.client).
+			Str("method", e.method).
+			Str("uri", e.uri).
+			Str("proto", e.proto).
+			Int("status", e.status).
+			Float64("read_ms", ms(e.read))
+		if e.queued {
+			ev = ev.Float64("queue_ms", ms(e.queue))
+		}
+		if e.gotApp {
+			ev = ev.Float64("app_ms", ms(e.app))
+		}
+		ev = ev.Float64("total_ms", ms(e.all)).
+			Int64("bytes_in", e.in).
+			Int64("bytes_out", e.out).
+			Str("request_id", e.id).
+			Str("target", e.target)
+		if e.reason != "" {
+			ev = ev.Str("error", e.reason)
+		}
+		ev.Send()
+		return
+	}
+	bp := l.bufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, op := range l.ops {
+		if op.code == "" {
+			b = append(b, op.lit...)
+			continue
+		}
+		b = e.appendCode(b, op.code)
+	}
+	b = append(b, '\n')
+	_, _ = l.w.Write(b)
+	*bp = b
+	l.bufs.Put(bp)
+}
+
+func appendMs(b []byte, d time.Duration, reached bool) []byte {
+	if !reached {
+		return append(b, '-', '1')
+	}
+	return strconv.AppendInt(b, d.Milliseconds(), 10)
+}
+
+func appendStr(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, '-')
+	}
+	return append(b, s...)
+}
+
+func (e *entry) appendCode(b []byte, code string) []byte {
+	switch code {
+	case "%T":
+		return e.start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	case "%ci":
+		return appendStr(b, e.client)
+	case "%HM":
+		return appendStr(b, e.method)
+	case "%HU":
+		return appendStr(b, e.uri)
+	case "%HP":
+		p := e.uri
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			p = p[:i]
+		}
+		return appendStr(b, p)
+	case "%HV":
+		return appendStr(b, e.proto)
+	case "%ST":
+		return strconv.AppendInt(b, int64(e.status), 10)
+	case "%TR":
+		return appendMs(b, e.read, true)
+	case "%Tw":
+		return appendMs(b, e.queue, e.queued)
+	case "%Tr":
+		return appendMs(b, e.app, e.gotApp)
+	case "%Ta":
+		return appendMs(b, e.all, true)
+	case "%U":
+		return strconv.AppendInt(b, e.in, 10)
+	case "%B":
+		return strconv.AppendInt(b, e.out, 10)
+	case "%ID":
+		return appendStr(b, e.id)
+	case "%s":
+		return appendStr(b, e.target)
+	case "%sa":
+		return appendStr(b, e.targetAddr)
+	case "%E":
+		if e.reason == "" {
+			return append(b, '-')
+		}
+		return strconv.AppendQuote(b, e.reason)
+	}
+	return b
+}

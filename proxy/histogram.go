@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Histogram is a lock-free log-linear latency histogram: each power of two
+// of microseconds is split into 8 linear sub-buckets, so that a bucket's
+// width is at most 1/8 of its value (percentiles within 12.5%). Recording is
+// two atomic adds; histograms merge by adding buckets.
+type Histogram struct {
+	buckets [histBuckets]atomic.Uint64
+	count   atomic.Uint64
+	sum     atomic.Uint64 // microseconds
+	max     atomic.Uint64 // microseconds
+}
+
+const (
+	histSub     = 8 // sub-buckets per power of two (3 bits)
+	histSubBits = 3
+	histPowers  = 38 // up to 2^38 µs ≈ 3 days
+	histBuckets = histPowers * histSub
+)
+
+// bucketOf maps a value in microseconds to its bucket.
+func bucketOf(us uint64) int {
+	if us < histSub {
+		return int(us)
+	}
+	p := bits.Len64(us) - 1 // us in [2^p, 2^(p+1))
+	sub := (us >> (p - histSubBits)) & (histSub - 1)
+	i := (p-histSubBits+1)*histSub + int(sub)
+	if i >= histBuckets {
+		return histBuckets - 1
+	}
+	return i
+}
+
+// bucketUpper is the largest value (µs) that falls into bucket i.
+func bucketUpper(i int) uint64 {
+	if i < histSub {
+		return uint64(i)
+	}
+	p := i/histSub + histSubBits - 1
+	sub := uint64(i % histSub)
+	lo := (uint64(1) << p) | sub<<(p-histSubBits)
+	return lo + (uint64(1) << (p - histSubBits)) - 1
+}
+
+// Observe records one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	us := uint64(0)
+	if d > 0 {
+		us = uint64(d / time.Microsecond)
+	}
+	h.buckets[bucketOf(us)].Add(1)
+	h.count.Add(1)
+	h.sum.Add(us)
+	for {
+		m := h.max.Load()
+		if us <= m || h.max.CompareAndSwap(m, us) {
+			break
+		}
+	}
+}
+
+// Count is the number of observations.
+func (h *Histogram) Count() uint64 { return h.count.Load() }
+
+// Snapshot copies the histogram so that percentiles are computed on a
+// consistent-enough view without stopping writers.
+func (h *Histogram) Snapshot() *HistogramSnapshot {
+	s := &HistogramSnapshot{Count: h.count.Load(), SumMicros: h.sum.Load(), MaxMicros: h.max.Load()}
+	for i := range h.buckets {
+		s.Buckets[i] = h.buckets[i].Load()
+	}
+	return s
+}
+
+// HistogramSnapshot is a point-in-time copy of a Histogram. Snapshots
+// subtract (for windows: now minus a minute ago) and add (to merge targets).
+type HistogramSnapshot struct {
+	Buckets   [histBuckets]uint64
+	Count     uint64
+	SumMicros uint64
+	MaxMicros uint64
+}
+
+// Quantile returns the q-quantile (0..1) as the upper bound of the bucket
+// holding it, capped at the maximum seen.
+func (s *HistogramSnapshot) Quantile(q float64) time.Duration {
+	var total uint64
+	for _, c := range s.Buckets {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total) + 0.5)
+	if rank < 1 {
+		rank = 1
+	}
+	var seen uint64
+	for i, c := range s.Buckets {
+		seen += c
+		if seen >= rank {
+			v := bucketUpper(i)
+			if s.MaxMicros > 0 && v > s.MaxMicros {
+				v = s.MaxMicros
+			}
+			return time.Duration(v) * time.Microsecond
+		}
+	}
+	return time.Duration(s.MaxMicros) * time.Microsecond
+}
+
+// Add merges o into s.
+func (s *HistogramSnapshot) Add(o *HistogramSnapshot) {
+	for i := range s.Buckets {
+		s.Buckets[i] += o.Buckets[i]
+	}
+	s.Count += o.Count
+	s.SumMicros += o.SumMicros
+	s.MaxMicros = max(s.MaxMicros, o.MaxMicros)
+}

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// limitListener refuses connections past a limit quickly (a short 503 and a
+// close) instead of leaving them in the kernel backlog, and wraps accepted
+// connections to learn when each request's first byte arrived.
+type limitListener struct {
+	net.Listener
+	max    int64
+	open   atomic.Int64
+	refuse atomic.Uint64
+}
+
+// refusal is written to a connection over the limit. It is a complete
+// HTTP/1.1 response so that clients report a 503, not a reset.
+var refusal = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 38\r\n\r\n503 too many connections, retry later\n")
+
+// Listen listens on addr (TCP) and limits concurrent connections to
+// maxConns (0: no limit).
+func Listen(addr string, maxConns int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return LimitListener(ln, maxConns), nil
+}
+
+// LimitListener wraps ln as Listen does.
+func LimitListener(ln net.Listener, maxConns int) net.Listener {
+	return &limitListener{Listener: ln, max: int64(maxConns)}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.max > 0 && l.open.Load() >= l.max {
+			l.refuse.Add(1)
+			// The socket's send buffer is empty: this write does not block
+			// for long, and the deadline bounds it if the peer is odd.
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write(refusal)
+			_ = c.Close()
+			continue
+		}
+		l.open.Add(1)
+		return &trackedConn{Conn: c, l: l}, nil
+	}
+}
+
+// trackedConn counts the bytes read and remembers when the current request's
+// first byte arrived (HAProxy's %TR starts there, not when Go has parsed the
+// headers).
+type trackedConn struct {
+	net.Conn
+	l         *limitListener
+	firstByte atomic.Int64 // unix nanos; 0 while idle
+	read      atomic.Int64
+	mark      int64 // read at the end of the previous request; handler goroutine only
+	closeOnce sync.Once
+}
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		if c.firstByte.Load() == 0 {
+			c.firstByte.Store(time.Now().UnixNano())
+		}
+		c.read.Add(int64(n))
+	}
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	c.closeOnce.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+type connKey struct{}
+
+// connContext stores the tracked connection in the request context.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*trackedConn); ok {
+		return context.WithValue(ctx, connKey{}, tc)
+	}
+	return ctx
+}
+
+func trackedFrom(ctx context.Context) *trackedConn {
+	tc, _ := ctx.Value(connKey{}).(*trackedConn)
+	return tc
+}

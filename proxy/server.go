@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ServerConfig sets the client-facing timeouts of Serve.
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	// Default DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Default
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// ShutdownTimeout is how long a graceful stop waits for in-flight
+	// requests. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Serve serves the proxy on ln until ctx ends, then stops accepting and
+// waits for in-flight requests up to the shutdown timeout. It returns nil
+// after a clean stop.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) error {
+	if sc.ReadHeaderTimeout == 0 {
+		sc.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if sc.IdleTimeout == 0 {
+		sc.IdleTimeout = DefaultIdleTimeout
+	}
+	if sc.ShutdownTimeout == 0 {
+		sc.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       connContext,
+		ErrorLog:          p.errLog,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).Msg("proxy stopping: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), sc.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), serr)
+	}
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("graceful stop on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package proxy
+
+import (
+	"context"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Target is one upstream: an app container's HTTP address and the number of
+// requests it may serve at once. A Target is immutable once made; switching
+// to another version of the app makes a new Target, so that the old one's
+// in-flight count can be drained while the new one serves.
+type Target struct {
+	id      string
+	addr    string
+	workers int
+
+	// busy is the number of worker slots in use. Guarded by the admission
+	// lock, because handing a slot to a waiter must be atomic with the check.
+	busy int
+
+	// inflight counts every request using the target: admitted ones and
+	// health-path ones that bypass the queue. Drain waits for it to reach 0.
+	inflight atomic.Int64
+	retired  atomic.Bool
+	drained  chan struct{}
+	drainMu  sync.Once
+
+	// down makes requests fail fast with 502 (the container died) instead of
+	// waiting for a dial timeout.
+	down atomic.Bool
+
+	rp    *httputil.ReverseProxy
+	tr    closeIdler
+	stats *Stats
+	since time.Time
+}
+
+type closeIdler interface{ CloseIdleConnections() }
+
+// ID is the name the target was set with (the container id).
+func (t *Target) ID() string { return t.id }
+
+// Addr is the host:port the proxy dials.
+func (t *Target) Addr() string { return t.addr }
+
+// Workers is the most requests the target takes at once on the queued path.
+func (t *Target) Workers() int { return t.workers }
+
+// InFlight is the number of requests currently using the target.
+func (t *Target) InFlight() int64 { return t.inflight.Load() }
+
+// Stats are the target's own counters.
+func (t *Target) Stats() *Stats { return t.stats }
+
+// Since is when the target became active.
+func (t *Target) Since() time.Time { return t.since }
+
+// SetDown marks the target as dead (down=true): its requests get a 502 at
+// once. It is set by whoever watches the container, e.g. on a Docker "die".
+func (t *Target) SetDown(down bool) { t.down.Store(down) }
+
+// Down reports whether SetDown(true) was called last.
+func (t *Target) Down() bool { return t.down.Load() }
+
+// release drops one in-flight reference and wakes a drain waiting for zero.
+func (t *Target) release() {
+	if t.inflight.Add(-1) == 0 && t.retired.Load() {
+		t.drainMu.Do(func() { close(t.drained) })
+	}
+}
+
+// retire marks the target as no longer active; from now on reaching zero
+// in-flight requests signals Drained.
+func (t *Target) retire() {
+	t.retired.Store(true)
+	if t.inflight.Load() == 0 {
+		t.drainMu.Do(func() { close(t.drained) })
+	}
+}
+
+// Drained is closed once the target has been replaced and its last in-flight
+// request has finished.
+func (t *Target) Drained() <-chan struct{} { return t.drained }
+
+// WaitDrained waits until the target has been replaced and has no request in
+// flight, or until ctx ends; it returns ctx's error in that case. Idle
+// upstream connections are closed once drained.
+func (t *Target) WaitDrained(ctx context.Context) error {
+	select {
+	case <-t.drained:
+		t.tr.CloseIdleConnections()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
