@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"runtime"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// backend is a real HTTP server that counts how many requests are inside it
+// at once, so tests can check the proxy's worker limit from the app's side.
+type backend struct {
+	*httptest.Server
+	name     string
+	inflight atomic.Int64
+	peak     atomic.Int64
+	served   atomic.Int64
+	hold     chan struct{} // when non-nil, /hold requests wait for a receive
+	mu       sync.Mutex
+	order    []string // values of ?n= in arrival order
+}
+
+func newBackend(t testing.TB, name string) *backend {
+	b := &backend{name: name}
+	b.Server = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	n := b.inflight.Add(1)
+	defer b.inflight.Add(-1)
+	for {
+		p := b.peak.Load()
+		if n <= p || b.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if v := r.URL.Query().Get("n"); v != "" {
+		b.mu.Lock()
+		b.order = append(b.order, v)
+		b.mu.Unlock()
+	}
+	switch r.URL.Path {
+	case "/hold":
+		select {
+		case <-b.hold:
+		case <-r.Context().Done():
+		}
+	case "/sleep":
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+	case "/headers":
+		for k, v := range r.Header {
+			w.Header()["Echo-"+k] = v
+		}
+	}
+	b.served.Add(1)
+	w.Header().Set("X-Backend", b.name)
+	io.WriteString(w, b.name)
+}
+
+func (b *backend) addr() string { return b.Listener.Addr().String() }
+
+func (b *backend) arrivals() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.order...)
+}
+
+// startProxy serves p on a loopback listener for the test's lifetime.
+func startProxy(t testing.TB, p *Proxy) string {
+	t.Helper()
+	ln, err := Listen("127.0.0.1:0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln, ServerConfig{ShutdownTimeout: 5 * time.Second}) }()
+	t.Cleanup(func() {
+		// Spare connections the client dialed but never used count as busy
+		// for 5 s in http.Server.Shutdown: close them first.
+		client.CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			var buf [1 << 20]byte
+			n := runtime.Stack(buf[:], true)
+			t.Errorf("proxy Serve: %v\n%s", err, buf[:n])
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func newProxy(t testing.TB, cfg Config) *Proxy {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func setTarget(t testing.TB, p *Proxy, b *backend, workers int) *Target {
+	t.Helper()
+	nt, _, err := p.SetTarget(b.name, b.addr(), workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nt
+}
+
+// client has enough idle connections for the concurrency the tests use.
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
+
+type result struct {
+	status int
+	body   string
+	header http.Header
+	err    error
+}
+
+func get(ctx context.Context, url string) result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return result{err: err}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return result{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, body: string(body), header: resp.Header, err: err}
+}
+
+// waitFor polls cond for up to 5 s; tests use it to reach a state (e.g.
+// "3 requests queued"), never to assert a speed.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+var _ = net.Listen

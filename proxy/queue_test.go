@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The app never sees more than workers requests at once, and nobody fails
+// while the queue absorbs a burst bigger than the workers.
+func TestAdmissionNeverExceedsWorkers(t *testing.T) {
+	for _, workers := range []int{1, 3, 8} {
+		t.Run(itoa(workers), func(t *testing.T) {
+			b := newBackend(t, "app")
+			p := newProxy(t, Config{QueueTimeout: 30 * time.Second})
+			setTarget(t, p, b, workers)
+			url := startProxy(t, p)
+			var wg sync.WaitGroup
+			errs := make(chan string, 200)
+			for i := 0; i < 60; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := get(context.Background(), url+"/sleep?d=5ms")
+					if r.err != nil || r.status != 200 {
+						errs <- r.body + ": " + errString(r.err)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Errorf("request failed: %s", e)
+			}
+			if got := b.peak.Load(); got > int64(workers) {
+				t.Fatalf("app saw %d concurrent requests, workers is %d", got, workers)
+			}
+			if got := b.peak.Load(); got < int64(workers) {
+				t.Errorf("app saw at most %d concurrent requests: the proxy under-used %d workers", got, workers)
+			}
+			if q := p.Queued(); q != 0 {
+				t.Errorf("queue not empty after the burst: %d", q)
+			}
+		})
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// queueInOrder occupies the only worker, queues requests 1..n one after the
+// other, frees the worker, and returns the order in which the app saw them.
+func queueInOrder(t *testing.T, discipline string, n int) []string {
+	b := newBackend(t, "app")
+	b.hold = make(chan struct{})
+	p := newProxy(t, Config{QueueTimeout: 30 * time.Second, Discipline: discipline})
+	setTarget(t, p, b, 1)
+	url := startProxy(t, p)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); get(context.Background(), url+"/hold") }()
+	waitFor(t, "the worker to be taken", func() bool { return b.inflight.Load() == 1 })
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); get(context.Background(), url+"/x?n="+itoa(i)) }()
+		waitFor(t, "request "+itoa(i)+" to queue", func() bool { return p.Queued() == i })
+	}
+	close(b.hold)
+	wg.Wait()
+	return b.arrivals()
+}
+
+func TestQueueOrder(t *testing.T) {
+	tests := []struct {
+		discipline string
+		want       string
+	}{
+		{DisciplineFIFO, "1,2,3,4,5"},
+		{DisciplineLIFO, "5,4,3,2,1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.discipline, func(t *testing.T) {
+			if got := strings.Join(queueInOrder(t, tt.discipline, 5), ","); got != tt.want {
+				t.Fatalf("app saw requests in order %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// A request that waited the queue timeout gets a 503 with Retry-After and
+// never reaches the app; so does one arriving at a full queue, at once.
+func TestShedding(t *testing.T) {
+	tests := []struct {
+		name      string
+		queueSize int
+		timeout   time.Duration
+		queued    int // requests already waiting before the one under test
+	}{
+		{"timeout", 0, 150 * time.Millisecond, 0},
+		{"full", 2, 30 * time.Second, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, "app")
+			b.hold = make(chan struct{})
+			defer close(b.hold)
+			p := newProxy(t, Config{QueueTimeout: tt.timeout, QueueSize: tt.queueSize})
+			setTarget(t, p, b, 1)
+			url := startProxy(t, p)
+			go get(context.Background(), url+"/hold")
+			waitFor(t, "the worker to be taken", func() bool { return b.inflight.Load() == 1 })
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for i := 0; i < tt.queued; i++ {
+				go get(ctx, url+"/hold?n=q")
+			}
+			waitFor(t, "the queue to fill", func() bool { return p.Queued() == tt.queued })
+
+			start := time.Now()
+			r := get(context.Background(), url+"/x?n=shed")
+			waited := time.Since(start)
+			if r.status != http.StatusServiceUnavailable {
+				t.Fatalf("status %d, want 503 (body %q, err %v)", r.status, r.body, r.err)
+			}
+			if r.header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
+			if tt.queued == 0 && waited < tt.timeout {
+				t.Errorf("shed after %v, before the queue timeout %v", waited, tt.timeout)
+			}
+			if tt.queued > 0 && waited >= tt.timeout {
+				t.Errorf("a full queue shed after %v: it must answer at once", waited)
+			}
+			for _, n := range b.arrivals() {
+				if n == "shed" {
+					t.Fatalf("the shed request reached the app")
+				}
+			}
+			if got := p.Stats().Snapshot().Shed; got != 1 {
+				t.Errorf("shed count %d, want 1", got)
+			}
+		})
+	}
+}
+
+// A client that goes away while queued leaves the queue at once, and its
+// place is not handed a slot later.
+func TestClientCancelLeavesQueue(t *testing.T) {
+	b := newBackend(t, "app")
+	b.hold = make(chan struct{})
+	p := newProxy(t, Config{QueueTimeout: 30 * time.Second})
+	setTarget(t, p, b, 1)
+	url := startProxy(t, p)
+	go get(context.Background(), url+"/hold")
+	waitFor(t, "the worker to be taken", func() bool { return b.inflight.Load() == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() { done <- get(ctx, url+"/x?n=gone") }()
+	waitFor(t, "the request to queue", func() bool { return p.Queued() == 1 })
+	cancel()
+	<-done
+	waitFor(t, "the cancelled request to leave the queue", func() bool { return p.Queued() == 0 })
+
+	close(b.hold)
+	r := get(context.Background(), url+"/x?n=after")
+	if r.status != 200 {
+		t.Fatalf("request after the cancel: %d %v", r.status, r.err)
+	}
+	for _, n := range b.arrivals() {
+		if n == "gone" {
+			t.Fatal("a request whose client left reached the app")
+		}
+	}
+	if got := b.peak.Load(); got > 1 {
+		t.Fatalf("app peak %d > 1 worker", got)
+	}
+}
+
+// Health checks skip the queue: they pass while every worker is busy and
+// the queue is shedding.
+func TestHealthBypass(t *testing.T) {
+	b := newBackend(t, "app")
+	b.hold = make(chan struct{})
+	defer close(b.hold)
+	p := newProxy(t, Config{QueueTimeout: 100 * time.Millisecond, HealthPath: "/up"})
+	setTarget(t, p, b, 1)
+	url := startProxy(t, p)
+	go get(context.Background(), url+"/hold")
+	waitFor(t, "the worker to be taken", func() bool { return b.inflight.Load() == 1 })
+
+	if r := get(context.Background(), url+"/busy"); r.status != 503 {
+		t.Fatalf("queued path: %d, want 503 while the worker is held", r.status)
+	}
+	for i := 0; i < 5; i++ {
+		if r := get(context.Background(), url+"/up"); r.status != 200 || r.body != "app" {
+			t.Fatalf("health check %d: %d %q %v", i, r.status, r.body, r.err)
+		}
+	}
+	if r := get(context.Background(), url+"/up/not-health"); r.status != 503 {
+		t.Fatalf("a path below the health path must queue: got %d", r.status)
+	}
+}
+
+func TestNoTarget(t *testing.T) {
+	p := newProxy(t, Config{})
+	url := startProxy(t, p)
+	for _, path := range []string{"/", DefaultHealthPath} {
+		r := get(context.Background(), url+path)
+		if r.status != 503 || !strings.Contains(r.body, "no app") {
+			t.Fatalf("%s without a target: %d %q", path, r.status, r.body)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"negative queue timeout", Config{QueueTimeout: -1}, "queue timeout"},
+		{"negative queue size", Config{QueueSize: -1}, "queue size"},
+		{"relative health path", Config{HealthPath: "up"}, "health path"},
+		{"scheme", Config{Scheme: "ftp"}, "scheme"},
+		{"discipline", Config{Discipline: "random"}, "discipline"},
+		{"header", Config{ResponseHeaders: []Header{{Name: "Bad Name", Value: "x"}}}, "header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want an error mentioning %q", err, tt.want)
+			}
+		})
+	}
+	p := newProxy(t, Config{})
+	if _, _, err := p.SetTarget("x", "127.0.0.1:1", 0); err == nil {
+		t.Fatal("SetTarget with 0 workers: no error")
+	}
+}
