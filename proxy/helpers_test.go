@@ -1,12 +1,12 @@
 package proxy
 
 import (
-	"runtime"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"

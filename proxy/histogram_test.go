@@ -14,7 +14,9 @@ func TestHistogramQuantiles(t *testing.T) {
 	dists := map[string]func() time.Duration{
 		"uniform 0-100ms": func() time.Duration { return time.Duration(rng.Int64N(int64(100 * time.Millisecond))) },
 		"exponential":     func() time.Duration { return time.Duration(rng.ExpFloat64() * float64(5*time.Millisecond)) },
-		"bimodal":         func() time.Duration { return []time.Duration{time.Millisecond, time.Second}[rng.IntN(2)] + time.Duration(rng.IntN(1000))*time.Microsecond },
+		"bimodal": func() time.Duration {
+			return []time.Duration{time.Millisecond, time.Second}[rng.IntN(2)] + time.Duration(rng.IntN(1000))*time.Microsecond
+		},
 	}
 	for name, next := range dists {
 		t.Run(name, func(t *testing.T) {
