@@ -15,9 +15,17 @@ const usageText = `switchyard: a load-shedding reverse proxy that deploys an app
 
 Usage:
   switchyard serve [flags] [UPSTREAM [WORKERS]]   run the proxy (and the deploy manager)
+  switchyard launch [flags] ID                    launch deployment config ID and wait until it is healthy
+  switchyard switch [flags] CONTAINER             make a launched container active; drain and stop the old one
+  switchyard deploy [flags] ID                    launch, then switch to the launched container
+  switchyard rollback [flags]                     launch the previous config and switch to it
+  switchyard status [flags] [--json]              the active container and the proxy's figures (exit 1: unhealthy)
+  switchyard history [flags] [--json]             recent deployments, newest first
   switchyard help                                 this text
 
-Run "switchyard serve --help" for every setting and its environment variable.
+The client commands talk to the management API: --api (SWITCHYARD_API, default
+http://127.0.0.1:8001), --api-token (SWITCHYARD_API_TOKEN), --user, --timeout.
+Run "switchyard COMMAND --help" for every setting and its environment variable.
 `
 
 func main() {
@@ -38,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		err = runServe(ctx, args[1:])
+	case "launch", "switch", "deploy", "rollback", "status", "history":
+		return runClient(ctx, args[0], args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return 0

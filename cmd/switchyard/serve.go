@@ -5,18 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/switchyard/switchyard/api"
+	"github.com/switchyard/switchyard/dockerctl"
 	"github.com/switchyard/switchyard/logsink"
+	"github.com/switchyard/switchyard/manager"
 	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/s3config"
 )
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 // serveConfig is everything `switchyard serve` is told.
 type serveConfig struct {
@@ -39,6 +48,20 @@ type serveConfig struct {
 	readHeader      time.Duration
 	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
+
+	// Managed mode (no --upstream): deployments of an app's containers.
+	app           string
+	configs       string
+	layout        string
+	s3Endpoint    string
+	s3Region      string
+	s3PathStyle   string
+	apiAddr       string
+	apiToken      string
+	envFile       string
+	stateDir      string
+	dockerNetwork string
+	policy        s3config.Policy
 }
 
 func serveSettings(c *serveConfig) *settings {
@@ -73,6 +96,21 @@ func serveSettings(c *serveConfig) *settings {
 	s.duration(&c.readHeader, "read-header-timeout", []string{"SWITCHYARD_READ_HEADER_TIMEOUT"}, "10s", "client request header read timeout")
 	s.duration(&c.idleTimeout, "idle-timeout", []string{"SWITCHYARD_IDLE_TIMEOUT"}, "60s", "client keep-alive idle timeout")
 	s.duration(&c.shutdownTimeout, "shutdown-timeout", []string{"SWITCHYARD_SHUTDOWN_TIMEOUT"}, "30s", "on SIGTERM/SIGINT, how long in-flight requests may finish")
+	s.str(&c.app, "app", []string{"SWITCHYARD_APP"}, "app", "the app's name: its containers carry the label switchyard.app=NAME")
+	s.str(&c.configs, "configs", []string{"SWITCHYARD_CONFIGS"}, "./configs", "deployment configs: s3://BUCKET/PREFIX or a local directory")
+	s.str(&c.layout, "layout", []string{"SWITCHYARD_LAYOUT"}, "native", "object names in --configs: native (<sha256>.json) or wunderproxy (container.<md5>.json)")
+	s.str(&c.s3Endpoint, "s3-endpoint", []string{"SWITCHYARD_S3_ENDPOINT", "AWS_ENDPOINT_URL"}, "", "S3-compatible endpoint URL (default: AWS)")
+	s.str(&c.s3Region, "s3-region", []string{"SWITCHYARD_S3_REGION", "AWS_REGION"}, "", "S3 region (default: the AWS config's, else us-east-1)")
+	s.str(&c.s3PathStyle, "s3-path-style", []string{"SWITCHYARD_S3_PATH_STYLE"}, "auto", "path-style S3 addressing: true, false, or auto (true when --s3-endpoint is set)")
+	s.str(&c.apiAddr, "api", []string{"SWITCHYARD_API"}, "127.0.0.1:8001", "management API listen address")
+	s.str(&c.apiToken, "api-token", []string{"SWITCHYARD_API_TOKEN"}, "", "bearer token the API requires (required when --api is not loopback)")
+	s.str(&c.envFile, "env-file", []string{"SWITCHYARD_ENV_FILE"}, "", "static KEY=value file; configs copy the keys they list in env_file")
+	s.str(&c.stateDir, "state-dir", []string{"SWITCHYARD_STATE_DIR"}, "./state", "directory for the state file and deployment history")
+	s.str(&c.dockerNetwork, "docker-network", []string{"SWITCHYARD_DOCKER_NETWORK"}, "", "user-defined Docker network to run containers on, reached by name (when switchyard runs in a container)")
+	s.boolean(&c.policy.AllowPrivileged, "allow-privileged", []string{"SWITCHYARD_ALLOW_PRIVILEGED"}, "false", "let configs run privileged containers")
+	s.boolean(&c.policy.AllowHostNetwork, "allow-host-network", []string{"SWITCHYARD_ALLOW_HOST_NETWORK"}, "false", "let configs use the host network")
+	s.boolean(&c.policy.AllowBindMounts, "allow-bind-mounts", []string{"SWITCHYARD_ALLOW_BIND_MOUNTS"}, "false", "let configs bind-mount host paths")
+	s.boolean(&c.policy.AllowCapAdd, "allow-cap-add", []string{"SWITCHYARD_ALLOW_CAP_ADD"}, "false", "let configs add Linux capabilities")
 	return s
 }
 
@@ -124,6 +162,19 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 	}
 	if !strings.HasPrefix(c.healthPath, "/") {
 		return nil, fmt.Errorf("serve: healthcheck-path %q: must start with /", c.healthPath)
+	}
+	if c.upstream == "" {
+		if err := checkAPIAddr(c.apiAddr, c.apiToken); err != nil {
+			return nil, err
+		}
+		if _, err := s3config.ParseLayout(c.layout); err != nil {
+			return nil, fmt.Errorf("serve: layout: %v", err)
+		}
+		switch c.s3PathStyle {
+		case "auto", "true", "false":
+		default:
+			return nil, fmt.Errorf("serve: s3-path-style %q: want true, false or auto", c.s3PathStyle)
+		}
 	}
 	if _, err := zerolog.ParseLevel(c.logLevel); err != nil || c.logLevel == "" {
 		return nil, fmt.Errorf("serve: log-level %q: want debug, info, warn or error", c.logLevel)
@@ -185,14 +236,126 @@ func runServe(ctx context.Context, args []string) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = p.Serve(ctx, ln, proxy.ServerConfig{
-		ReadHeaderTimeout: c.readHeader,
-		IdleTimeout:       c.idleTimeout,
-		ShutdownTimeout:   c.shutdownTimeout,
-	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := p.Serve(ctx, ln, proxy.ServerConfig{
+			ReadHeaderTimeout: c.readHeader,
+			IdleTimeout:       c.idleTimeout,
+			ShutdownTimeout:   c.shutdownTimeout,
+		})
+		if err != nil {
+			errs <- err
+			cancel(err)
+		}
+	}()
+	if c.upstream == "" {
+		if err := startManaged(ctx, c, p, logger, &wg, errs, cancel); err != nil {
+			cancel(err)
+			wg.Wait()
+			return err
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
 	}
 	logger.Info().Msg("stopped")
 	return nil
+}
+
+// startManaged starts the deploy manager and its API: config source,
+// Docker, then the API listener, then adoption or the cold start.
+func startManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, logger zerolog.Logger,
+	wg *sync.WaitGroup, errs chan<- error, cancel context.CancelCauseFunc) error {
+	layout, _ := s3config.ParseLayout(c.layout)
+	if !strings.HasPrefix(c.configs, "s3://") && c.configs == "./configs" {
+		// The embedded default: make the directory so that a first run works.
+		if err := os.MkdirAll(c.configs, 0o755); err != nil {
+			return fmt.Errorf("serve: configs directory %s: %w", c.configs, err)
+		}
+	}
+	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
+	src, err := s3config.Open(ctx, c.configs, s3config.OpenOptions{
+		Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout})
+	if err != nil {
+		return fmt.Errorf("serve: --configs: %w", err)
+	}
+	var static map[string]string
+	if c.envFile != "" {
+		if static, err = s3config.LoadEnvFile(c.envFile); err != nil {
+			return fmt.Errorf("serve: --env-file: %w", err)
+		}
+	}
+	dc, err := dockerctl.New(ctx)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	m, err := manager.New(manager.Options{
+		App: c.app, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
+		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: logger,
+	})
+	if err != nil {
+		dc.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	aln, err := net.Listen("tcp", c.apiAddr)
+	if err != nil {
+		dc.Close()
+		return fmt.Errorf("serve: API listen on %s: %w", c.apiAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(api.Options{Manager: m, Token: c.apiToken, Logger: logger, Version: version}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		// No write timeout: a launch answers when the container is healthy.
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer dc.Close()
+		defer m.Close()
+		go func() {
+			<-ctx.Done()
+			sctx, stop := context.WithTimeout(context.Background(), c.shutdownTimeout)
+			defer stop()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("serve: API on %s: %w", c.apiAddr, err)
+			cancel(err)
+		}
+	}()
+	logger.Info().Str("api", aln.Addr().String()).Str("configs", src.String()).Str("app", c.app).
+		Bool("auth", c.apiToken != "").Msg("management API listening")
+	if err := m.Start(ctx); err != nil {
+		return fmt.Errorf("serve: start-up: %w", err)
+	}
+	return nil
+}
+
+// checkAPIAddr refuses an API reachable beyond loopback without a token.
+func checkAPIAddr(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("serve: api %q: want host:port", addr)
+	}
+	if token != "" {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("serve: api %s listens beyond loopback: set --api-token (or SWITCHYARD_API_TOKEN)", addr)
 }
