@@ -121,4 +121,3 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		})
 	}
 }
-

@@ -270,14 +270,14 @@ func printStatus(w io.Writer, st api.StatusResponse) {
 
 	fmt.Fprintf(w, "\nlaunched containers (%d):\n", len(st.Launched))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  CONTAINER\tIMAGE\tCONFIG\tHEALTH\tUP\tIN FLIGHT\t")
+	fmt.Fprintln(tw, "  CONTAINER\tIMAGE\tCONFIG\tHEALTH\tUP\tIN FLIGHT")
 	for _, c := range st.Launched {
-		mark := ""
+		mark := " " // "*" marks the active one, as git branch does
 		if st.Active != nil && c.ID == st.Active.ID {
-			mark = "active"
+			mark = "*"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", shortID(c.ID, 12), c.Image, shortID(c.ConfigID, 8),
-			c.Health, humanDuration(now.Sub(c.Started)), c.InFlight, mark)
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%d\n", mark, shortID(c.ID, 12), c.Image, shortID(c.ConfigID, 8),
+			c.Health, humanDuration(now.Sub(c.Started)), c.InFlight)
 	}
 	tw.Flush()
 }

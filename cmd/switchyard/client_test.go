@@ -178,7 +178,7 @@ func TestClientCommands(t *testing.T) {
 				"active    1a2b3c4d5e6f  image registry.local/app:42  config 3fa4c2e1  healthy  up 4h02m  in flight 3",
 				"requests  12345  in flight 4  queued 2  shed 12  failed 3", "codes     200: 12000  404: 330  503: 12",
 				"total ms  p50 3.1  p90 8.0  p99 20.5  max 90.0  (12333)", "previous  config eeeeeeee", "configs   s3://configs/shop",
-				"launched containers (1):", "1a2b3c4d5e6f  registry.local/app:42  3fa4c2e1  healthy  4h02m  3          active"}, nil},
+				"launched containers (1):", "* 1a2b3c4d5e6f  registry.local/app:42  3fa4c2e1  healthy  4h02m  3\n"}, nil},
 		{"history", []string{"history"}, 0, nil,
 			[]string{"TIME", "ACTION", "switch  ok      3fa4c2e1  1a2b3c4d5e6f  alice  1.2s",
 				"launch  error   bbbbbbbb  -             ci     1m0s  container did not become healthy\n"}, nil},

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs switchyard's whole test suite: unit, concurrency (-race) and end-to-end
+# tests against the real Docker daemon, an S3-compatible server (versitygw)
+# and a registry (Debian's docker-registry) on 127.0.0.1.
+#
+# It installs what the tests need when it is missing, so that it works on a
+# fresh machine: docker-registry from Debian's packages, versitygw with
+# `go install`. Docker itself must be running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VERSITYGW_VERSION=v1.8.0
+GOBIN_DIR="$(go env GOPATH)/bin"
+export PATH="$PATH:$GOBIN_DIR"
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "scripts/test.sh: installing $1 needs root (apt-get); install it yourself or rerun as root" >&2
+		exit 1
+	fi
+}
+
+if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-registry ]; then
+	need_root docker-registry
+	echo "scripts/test.sh: installing docker-registry (Debian package)" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+fi
+
+if ! command -v versitygw >/dev/null 2>&1; then
+	echo "scripts/test.sh: installing versitygw $VERSITYGW_VERSION (go install, ~2 min the first time)" >&2
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
+if ! docker info >/dev/null 2>&1; then
+	echo "scripts/test.sh: the Docker daemon is not reachable (is it running? DOCKER_HOST?)" >&2
+	exit 1
+fi
+
+go vet ./...
+exec go test -race -count=1 -timeout 30m "$@" ./...
