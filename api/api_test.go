@@ -21,6 +21,9 @@ import (
 	"github.com/switchyard/switchyard/s3config"
 )
 
+// The real manager is what serve passes to New.
+var _ Manager = (*manager.Manager)(nil)
+
 // fakeManager records calls and answers with canned results: a unit test of
 // the HTTP layer needs no Docker or S3.
 type fakeManager struct {

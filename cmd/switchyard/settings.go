@@ -20,6 +20,8 @@ type setting struct {
 	def   string
 	usage string
 	set   func(string) error
+	// isBool lets the flag stand alone (--allow-privileged means true).
+	isBool bool
 }
 
 // settings parses flags, then the environment, then defaults, in that order
@@ -46,6 +48,7 @@ func (s *settings) boolean(p *bool, flagName string, envs []string, def, usage s
 		*p = b
 		return nil
 	})
+	s.list[len(s.list)-1].isBool = true
 }
 
 func (s *settings) integer(p *int, flagName string, envs []string, def, usage string, min int) {
@@ -114,7 +117,7 @@ type flagValue struct{ s *setting }
 
 func (f flagValue) String() string     { return "" }
 func (f flagValue) Set(v string) error { return f.s.set(v) }
-func (f flagValue) IsBoolFlag() bool   { return false }
+func (f flagValue) IsBoolFlag() bool   { return f.s.isBool }
 
 // parse applies args, then the environment (getenv), then defaults. It
 // returns the positional arguments. Errors are one line naming the setting.
