@@ -255,4 +255,31 @@ func TestDeployLifecycle(t *testing.T) {
 			t.Fatalf("switchyard status after restart: %d\n%s", code, out)
 		}
 	})
+
+	t.Run("the active container dying is noticed", func(t *testing.T) {
+		// Stopped behind switchyard's back, as a crash or an operator would.
+		if err := st.docker.Stop(context.Background(), active, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, m := st.status()
+			a, _ := m["active"].(map[string]any)
+			if code == 503 && a["health"] == "dead" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/status after the death: %d %v", code, m["active"])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// "not running" is the proxy's own answer for a dead target (no dial).
+		code, body := st.get("/")
+		if code != 502 || !strings.Contains(body, "not running") {
+			t.Fatalf("proxy after the death: %d %q", code, body)
+		}
+		if !strings.Contains(st.logs.String(), "the active container died") {
+			t.Fatal("the log does not say the active container died")
+		}
+	})
 }
