@@ -100,6 +100,33 @@ type Manager struct {
 	launched map[string]*deployment // by container id; healthy, not active
 	previous string                 // config id active before the current one
 	history  *history
+	// counts are deployment operations since start by action and result;
+	// durations their time, by action.
+	counts    map[[2]string]uint64
+	durations map[string]*proxy.Histogram
+}
+
+// DeployStats are the deployment operations since start, for metrics.
+type DeployStats struct {
+	// Counts by action (launch, switch, rollback, start, adopt, died,
+	// healthy, unhealthy) and result (ok, error).
+	Counts map[[2]string]uint64
+	// Durations of launch, switch, rollback and start, by action.
+	Durations map[string]*proxy.HistogramSnapshot
+}
+
+// DeployStats returns the deployment counters.
+func (m *Manager) DeployStats() DeployStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ds := DeployStats{Counts: map[[2]string]uint64{}, Durations: map[string]*proxy.HistogramSnapshot{}}
+	for k, v := range m.counts {
+		ds.Counts[k] = v
+	}
+	for k, h := range m.durations {
+		ds.Durations[k] = h.Snapshot()
+	}
+	return ds
 }
 
 // New checks o and makes a Manager. Call Start to adopt or launch.
@@ -122,11 +149,13 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{
-		o:        o,
-		log:      o.Logger.With().Str("app", o.App).Logger(),
-		started:  time.Now(),
-		launched: map[string]*deployment{},
-		history:  h,
+		o:         o,
+		log:       o.Logger.With().Str("app", o.App).Logger(),
+		started:   time.Now(),
+		launched:  map[string]*deployment{},
+		history:   h,
+		counts:    map[[2]string]uint64{},
+		durations: map[string]*proxy.Histogram{},
 		// No keep-alive: a probe must not hold one of a sync app's workers
 		// between probes.
 		probe: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
@@ -177,6 +206,17 @@ func (m *Manager) record(e Event) {
 		e.Result = "ok"
 	}
 	m.history.add(e)
+	m.mu.Lock()
+	m.counts[[2]string{e.Action, e.Result}]++
+	if e.Duration > 0 {
+		h := m.durations[e.Action]
+		if h == nil {
+			h = &proxy.Histogram{}
+			m.durations[e.Action] = h
+		}
+		h.Observe(e.Duration)
+	}
+	m.mu.Unlock()
 	ev := m.log.Info()
 	if e.Result != "ok" {
 		ev = m.log.Error()
