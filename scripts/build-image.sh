@@ -18,7 +18,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 version=${VERSION:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo dev)}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 # Copy the tree without .git and build outputs; .dockerignore trims the rest.
 tar -C "$root" --exclude=./.git --exclude=./vendor --exclude=./switchyard -cf - . | tar -C "$tmp" -xf -
