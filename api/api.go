@@ -10,16 +10,24 @@
 //	GET  /status       200 Status when healthy, 503 with the same body otherwise
 //	GET  /deployments  {"deployments": [manager.Event...]} newest first; ?limit=N
 //	GET  /version      {"version": "..."}
+//	GET  /             the status page (HTML) for browsers; JSON clients get a 404
+//	GET  /ui/{file}    the status page's script and style sheet
 //
-// Every route, /status included, needs "Authorization: Bearer <token>" when
-// a token is configured. A load balancer health-checking a host either gets
-// the token too, or checks the proxy's health path instead, which goes
-// straight to the active container and needs no token.
+// GET /status answers the status page too when the request's Accept header
+// prefers text/html over application/json (a browser); see statuspage.go.
+//
+// Every route, /status and the page included, needs "Authorization: Bearer
+// <token>" when a token is configured. HTTP Basic auth with the token as the
+// password (any user name) is accepted as well, because a browser cannot
+// send a bearer token when navigating. A load balancer health-checking a
+// host either gets the token too, or checks the proxy's health path instead,
+// which goes straight to the active container and needs no token.
 package api
 
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -58,6 +66,9 @@ type Options struct {
 	Logger zerolog.Logger
 	// Version is reported by /version and /status.
 	Version string
+	// Metrics, when set, serves GET /metrics (Prometheus text format),
+	// behind the same auth as every route.
+	Metrics http.Handler
 }
 
 // MaxBodySize is the largest request body read (64 KiB); an id needs far
@@ -111,9 +122,11 @@ var routes = []route{
 	{http.MethodPost, "/launch", true, (*server).launch},
 	{http.MethodPost, "/switch", true, (*server).switchTo},
 	{http.MethodPost, "/rollback", true, (*server).rollback},
-	{http.MethodGet, "/status", false, (*server).status},
+	{http.MethodGet, "/status", false, (*server).statusOrPage},
 	{http.MethodGet, "/deployments", false, (*server).deployments},
 	{http.MethodGet, "/version", false, (*server).version},
+	{http.MethodGet, "/", false, (*server).page},
+	{http.MethodGet, "/ui/*", false, (*server).asset},
 }
 
 // server holds the handlers' dependencies.
@@ -132,14 +145,18 @@ func New(o Options) http.Handler {
 	for _, rt := range routes {
 		r.Method(rt.method, rt.path, s.handler(rt))
 	}
+	if o.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", o.Metrics)
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, KindUnknownRoute,
-			"no route "+r.URL.Path+": the API has /launch, /switch, /rollback, /status, /deployments, /version")
+			"no route "+r.URL.Path+": the API has /launch, /switch, /rollback, /status, /deployments, /metrics, /version")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		allowed := ""
 		for _, rt := range routes {
-			if rt.path == r.URL.Path {
+			prefix, wildcard := strings.CutSuffix(rt.path, "*")
+			if rt.path == r.URL.Path || wildcard && strings.HasPrefix(r.URL.Path, prefix) {
 				allowed = rt.method
 				w.Header().Set("Allow", allowed)
 			}

@@ -224,6 +224,19 @@ func TestDeployLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		code, body := st.call("GET", "/metrics", "")
+		for _, want := range []string{`switchyard_requests_total{code_class="2xx"}`, "switchyard_shed_total",
+			`switchyard_deployments_total{action="rollback",result="ok"} 1`, "switchyard_active_container_info{", "go_goroutines"} {
+			if code != 200 || !strings.Contains(body, want) {
+				t.Fatalf("/metrics: %d, no %s in\n%s", code, want, tail(body, 3000))
+			}
+		}
+		if code, _ := st.callToken("GET", "/metrics", "", ""); code != 401 {
+			t.Fatalf("/metrics without the token: %d", code)
+		}
+	})
+
 	t.Run("S3 server stopped", func(t *testing.T) {
 		st.s3.Stop()
 		code, body := st.call("POST", "/launch", `{"id":"`+v2+`"}`)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/dockerctl"
+	"github.com/switchyard/switchyard/s3config"
 )
 
 // Launch fetches config id, pulls its image, starts its container and waits
@@ -40,6 +41,15 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 	if err := m.o.Policy.Check(cfg); err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), err)
 	}
+	networkMode := cfg.NetworkMode
+	if m.o.Network != "" {
+		// The operator's network decides how the proxy reaches the app.
+		if networkMode != "" && networkMode != "bridge" {
+			return ContainerInfo{}, fmt.Errorf("config %s: %w: network_mode %q cannot be used with switchyard's --docker-network %s",
+				short(cfg.ID), s3config.ErrInvalid, networkMode, m.o.Network)
+		}
+		networkMode = ""
+	}
 	env, err := cfg.ResolveEnv(m.o.StaticEnv)
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), err)
@@ -62,7 +72,7 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 		Name: name, Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
 		Network: m.o.Network, MemoryBytes: cfg.Resources.MemoryBytes(), NanoCPUs: cfg.Resources.NanoCPUs(),
 		StopSignal: cfg.Stop.Signal, StopTimeout: cfg.Stop.Timeout.Duration,
-		Privileged: cfg.Privileged, NetworkMode: cfg.NetworkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
+		Privileged: cfg.Privileged, NetworkMode: networkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
 	})
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))

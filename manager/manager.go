@@ -104,6 +104,8 @@ type Manager struct {
 	// durations their time, by action.
 	counts    map[[2]string]uint64
 	durations map[string]*proxy.Histogram
+	// lastColdErr is the last cold-start failure recorded (coldStart only).
+	lastColdErr string
 }
 
 // DeployStats are the deployment operations since start, for metrics.

@@ -393,6 +393,16 @@ func TestColdStartRetries(t *testing.T) {
 	if e.m.Status().Active != nil {
 		t.Fatal("active without current.json")
 	}
+	// Several retries failed by now; the history holds the failure once.
+	starts := 0
+	for _, h := range e.m.History() {
+		if h.Action == "start" {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Fatalf("%d start failures in the history after repeated retries, want 1", starts)
+	}
 	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(e.configs["v1"]), 0o644)
 	deadline := time.Now().Add(5 * time.Second)
 	for !e.m.Status().Healthy && time.Now().Before(deadline) {
@@ -408,5 +418,31 @@ func TestCorruptStateRefusesToStart(t *testing.T) {
 	os.WriteFile(filepath.Join(e.state, "state.json"), []byte("{not json"), 0o600)
 	if err := e.m.Start(e.ctx); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("start with a corrupt state file: %v", err)
+	}
+}
+
+// With --docker-network the operator's network wins: "bridge" is fine,
+// "host" is a config error (422), not a Docker outage.
+func TestDockerNetworkAndNetworkMode(t *testing.T) {
+	e := newEnv(t)
+	m, err := New(Options{App: "shop", Source: s3config.NewDir(e.dir, s3config.LayoutNative), Docker: e.docker,
+		Proxy: e.proxy, StateDir: t.TempDir(), Logger: zerolog.Nop(), Network: "appnet",
+		Policy: s3config.Policy{AllowHostNetwork: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	host := e.put(`{"image":"app:v1","port":8080,"network_mode":"host"}`)
+	if _, err := m.Launch(context.Background(), host, "ci"); !errors.Is(err, s3config.ErrInvalid) || errors.Is(err, ErrDocker) {
+		t.Fatalf("host network under --docker-network: %v, want ErrInvalid", err)
+	}
+	bridge := e.put(strings.Replace(cfgJSON("app:v1", "v1", ""), `"workers":2`, `"workers":2,"network_mode":"bridge"`, 1))
+	info, err := m.Launch(context.Background(), bridge, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.docker.get(info.ID)
+	if c.spec.Network != "appnet" || c.spec.NetworkMode != "" {
+		t.Fatalf("spec network %q mode %q", c.spec.Network, c.spec.NetworkMode)
 	}
 }

@@ -127,6 +127,12 @@ func (m *Manager) coldStart(ctx context.Context) {
 		if done {
 			return
 		}
+		// The history gets a failure once, not every retry: a new install
+		// waiting for its first current.json would otherwise fill it.
+		if msg := err.Error(); msg != m.lastColdErr {
+			m.lastColdErr = msg
+			m.record(Event{Action: "start", Who: "switchyard start-up", Result: "error", Error: msg})
+		}
 		ev := m.log.Error()
 		if errors.Is(err, s3config.ErrNotFound) {
 			ev = m.log.Info() // a new install: nothing deployed yet
@@ -156,15 +162,16 @@ func (m *Manager) coldStartOnce(ctx context.Context) (bool, error) {
 	start := time.Now()
 	id, _, err := m.o.Source.Current(ctx)
 	if err != nil {
-		err = fmt.Errorf("read current.json from %s: %w", m.o.Source, err)
-		m.record(Event{Action: "start", Who: "switchyard start-up", Result: "error", Error: err.Error()})
-		return false, err
+		return false, fmt.Errorf("read current.json from %s: %w", m.o.Source, err)
 	}
 	info, err := m.launch(ctx, id)
 	if err == nil {
 		_, err = m.switchTo(ctx, info.ID)
 	}
+	if err != nil {
+		return false, fmt.Errorf("launch current.json's config %s: %w", short(id), err)
+	}
 	m.record(Event{Action: "start", Who: "switchyard start-up", ConfigID: id, Container: info.ID,
-		Result: result(err), Error: errText(err), Duration: time.Since(start)})
-	return err == nil, err
+		Duration: time.Since(start)})
+	return true, nil
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs switchyard's whole test suite: unit, concurrency (-race) and end-to-end
 # tests against the real Docker daemon, an S3-compatible server (versitygw)
-# and a registry (Debian's docker-registry) on 127.0.0.1.
+# and a registry (Debian's docker-registry) on 127.0.0.1, and the status page
+# in a real browser (Debian's chromium).
 #
 # It installs what the tests need when it is missing, so that it works on a
-# fresh machine: docker-registry from Debian's packages, versitygw with
+# fresh machine: docker-registry and chromium from Debian's packages, versitygw with
 # `go install`. Docker itself must be running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,13 @@ if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-regist
 	echo "scripts/test.sh: installing docker-registry (Debian package)" >&2
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+	need_root chromium
+	echo "scripts/test.sh: installing chromium (Debian package, for the status page's browser test)" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 if ! command -v versitygw >/dev/null 2>&1; then

@@ -297,9 +297,9 @@ func TestClientAPIErrors(t *testing.T) {
 			"switchyard: switch 1a2b3c4d5e6f: no such launched container: gone (HTTP 404 unknown_container)\n" +
 				"container 1a2b3c4d5e6f was launched but is not active; see switchyard status, retry with: switchyard switch 1a2b3c4d5e6f\n", 2},
 		{"wrong token", []string{"rollback"}, nil, nil, "wrong",
-			"switchyard: rollback: wrong token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN) (HTTP 401 unauthorized)\n", 0},
+			"switchyard: rollback: wrong token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN); a browser logs in with any user name and the token as the password (HTTP 401 unauthorized)\n", 0},
 		{"no token", []string{"status"}, nil, nil, "",
-			"switchyard: status: no bearer token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN) (HTTP 401 unauthorized)\n", 0},
+			"switchyard: status: no token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN); a browser logs in with any user name and the token as the password (HTTP 401 unauthorized)\n", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/dockerctl"
 	"github.com/switchyard/switchyard/logsink"
 	"github.com/switchyard/switchyard/manager"
+	"github.com/switchyard/switchyard/metrics"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/s3config"
 )
@@ -313,7 +314,8 @@ func startManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, logger ze
 		return fmt.Errorf("serve: API listen on %s: %w", c.apiAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(api.Options{Manager: m, Token: c.apiToken, Logger: logger, Version: version}),
+		Handler: api.New(api.Options{Manager: m, Token: c.apiToken, Logger: logger, Version: version,
+			Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		// No write timeout: a launch answers when the container is healthy.
