@@ -49,6 +49,7 @@ type Proxy interface {
 	Active() *proxy.Target
 	Stats() *proxy.Stats
 	Queued() int
+	Report() proxy.Report
 }
 
 // Options configure a Manager.
@@ -98,6 +99,7 @@ type Manager struct {
 	op       string // the running operation, "" when idle
 	active   *deployment
 	launched map[string]*deployment // by container id; healthy, not active
+	replaced *deployment            // the container the last switch replaced
 	previous string                 // config id active before the current one
 	history  *history
 	// counts are deployment operations since start by action and result;
@@ -250,13 +252,18 @@ func (m *Manager) Status() Status {
 	for _, d := range m.launched {
 		st.Launched = append(st.Launched, m.infoLocked(d))
 	}
+	if d := m.replaced; d != nil {
+		info := m.infoLocked(d)
+		st.Replaced = &info
+	}
 	m.mu.Unlock()
 	sort.Slice(st.Launched, func(i, j int) bool { return st.Launched[i].Started.After(st.Launched[j].Started) })
 
 	ps := m.o.Proxy.Stats()
+	rep := m.o.Proxy.Report()
 	st.Proxy = ProxyStatus{Snapshot: ps.Snapshot(), Queued: m.o.Proxy.Queued(), Latency: map[string]Percentiles{
 		"queue": percentiles(&ps.Queue), "app": percentiles(&ps.App), "total": percentiles(&ps.Total),
-	}}
+	}, Windows: rep.Windows, Connections: rep.Connections}
 	if t := m.o.Proxy.Active(); t != nil {
 		st.Proxy.InFlight = t.InFlight()
 	}
@@ -269,6 +276,8 @@ func (m *Manager) infoLocked(d *deployment) ContainerInfo {
 		info.InFlight = d.target.InFlight()
 		s := d.target.Stats().Snapshot()
 		info.Stats = &s
+		w := d.target.Report()
+		info.Windows = &w
 	}
 	return info
 }

@@ -143,6 +143,16 @@ func TestLaunchSwitchRollback(t *testing.T) {
 	if !st.Healthy || st.Active.ConfigID != e.configs["v2"] || st.Previous != e.configs["v1"] {
 		t.Fatalf("status: %+v", st)
 	}
+	// Old and new versions can be compared right after the switch.
+	if st.Replaced == nil || st.Replaced.ID != info.ID || st.Replaced.Windows == nil || st.Replaced.Windows.All.Requests != 1 {
+		t.Fatalf("replaced container in the status: %+v", st.Replaced)
+	}
+	if st.Active.Windows == nil || st.Active.Windows.All.Requests != 1 || st.Active.Windows.All.Codes[200] != 1 {
+		t.Fatalf("active container windows: %+v", st.Active.Windows)
+	}
+	if st.Proxy.Windows.All.Requests != 3 || st.Proxy.Windows.All.Codes[503] != 1 {
+		t.Fatalf("proxy windows: %+v", st.Proxy.Windows.All)
+	}
 
 	rb, err := e.m.Rollback(context.Background(), "ops")
 	if err != nil {

@@ -109,7 +109,9 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 	delete(m.launched, d.info.ID)
 	if old != nil {
 		old.retiring = true
+		old.target = oldT
 		m.previous = old.cfg.ID
+		m.replaced = old
 	}
 	serr := m.saveStateLocked()
 	res := SwitchResult{Active: m.infoLocked(d)}

@@ -48,6 +48,9 @@ type ContainerInfo struct {
 	InFlight int64 `json:"in_flight"`
 	// Stats are the proxy's counters for it while it is or was active.
 	Stats *proxy.Snapshot `json:"stats,omitempty"`
+	// Windows are its status codes, shed rate and latencies over the last
+	// minute, 15 minutes and since it became active.
+	Windows *proxy.WindowReport `json:"windows,omitempty"`
 }
 
 // SwitchResult is what a switch (or rollback) did.
@@ -62,16 +65,19 @@ type SwitchResult struct {
 
 // Status is the whole state for /status.
 type Status struct {
-	App       string          `json:"app"`
-	Healthy   bool            `json:"healthy"` // an active container that is healthy
-	Active    *ContainerInfo  `json:"active"`
-	Launched  []ContainerInfo `json:"launched"`
-	Operation string          `json:"operation,omitempty"` // what is running now
-	Previous  string          `json:"previous_config,omitempty"`
-	Source    string          `json:"source"`
-	Uptime    time.Duration   `json:"uptime_ns"`
-	Started   time.Time       `json:"started"`
-	Proxy     ProxyStatus     `json:"proxy"`
+	App      string          `json:"app"`
+	Healthy  bool            `json:"healthy"` // an active container that is healthy
+	Active   *ContainerInfo  `json:"active"`
+	Launched []ContainerInfo `json:"launched"`
+	// Replaced is the container the last switch replaced, with its figures,
+	// so that the old and the new version can be compared after a switch.
+	Replaced  *ContainerInfo `json:"replaced,omitempty"`
+	Operation string         `json:"operation,omitempty"` // what is running now
+	Previous  string         `json:"previous_config,omitempty"`
+	Source    string         `json:"source"`
+	Uptime    time.Duration  `json:"uptime_ns"`
+	Started   time.Time      `json:"started"`
+	Proxy     ProxyStatus    `json:"proxy"`
 }
 
 // ProxyStatus are the proxy-wide figures.
@@ -79,7 +85,11 @@ type ProxyStatus struct {
 	proxy.Snapshot
 	InFlight int64                  `json:"in_flight"`
 	Queued   int                    `json:"queued"`
-	Latency  map[string]Percentiles `json:"latency_ms"` // "queue", "app", "total"
+	Latency  map[string]Percentiles `json:"latency_ms"` // "queue", "app", "total", since start
+	// Windows are the proxy-wide figures over 1m, 15m and since start.
+	Windows proxy.WindowReport `json:"windows"`
+	// Connections are the client connections by state.
+	Connections proxy.ConnStates `json:"connections"`
 }
 
 // Percentiles of a latency histogram, in milliseconds.

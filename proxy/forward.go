@@ -50,6 +50,10 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		stats:   &Stats{},
 		since:   time.Now(),
 	}
+	t.windows = newWindows(t.stats, p.interval, p.clock)
+	if p.sampler != nil {
+		p.sampler.add(t.windows, t)
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"

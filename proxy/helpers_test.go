@@ -105,6 +105,7 @@ func newProxy(t testing.TB, cfg Config) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

@@ -125,3 +125,45 @@ func (s *HistogramSnapshot) Add(o *HistogramSnapshot) {
 	s.SumMicros += o.SumMicros
 	s.MaxMicros = max(s.MaxMicros, o.MaxMicros)
 }
+
+// Sub removes o, an earlier snapshot of the same histogram, from s, leaving
+// what was observed between the two: a window. Counts saturate at zero, so a
+// snapshot subtracted in the wrong order gives an empty window, not garbage.
+//
+// A histogram keeps a running maximum, not one per window, so the window's
+// MaxMicros is the upper bound of the highest non-empty bucket left in s
+// (within 12.5% above the true maximum), capped by s's own maximum, which no
+// value in the window exceeds. An empty window has MaxMicros 0.
+func (s *HistogramSnapshot) Sub(o *HistogramSnapshot) {
+	top := -1
+	for i := range s.Buckets {
+		s.Buckets[i] = subSat(s.Buckets[i], o.Buckets[i])
+		if s.Buckets[i] > 0 {
+			top = i
+		}
+	}
+	s.Count = subSat(s.Count, o.Count)
+	s.SumMicros = subSat(s.SumMicros, o.SumMicros)
+	if top < 0 {
+		s.MaxMicros = 0
+		return
+	}
+	// s's maximum is loaded before its buckets: one observed in between can
+	// sit in a bucket above it. Then only the bucket's bound is known.
+	if top == 0 || s.MaxMicros <= bucketUpper(top-1) {
+		s.MaxMicros = bucketUpper(top)
+	} else {
+		s.MaxMicros = min(s.MaxMicros, bucketUpper(top))
+	}
+}
+
+func subSat(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+// BucketUpperMicros is the largest value (µs) that bucket i of a
+// HistogramSnapshot holds, so that other formats (Prometheus' buckets) can be
+// derived from it.
+func BucketUpperMicros(i int) uint64 { return bucketUpper(i) }

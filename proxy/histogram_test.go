@@ -70,3 +70,70 @@ func TestHistogramMerge(t *testing.T) {
 		t.Fatalf("merged: count %d max %v p50 %v", s.Count, s.Quantile(1), s.Quantile(0.5))
 	}
 }
+
+// A window (a later snapshot minus an earlier one) has the percentiles of
+// exactly the values observed between the two, within a bucket; its max is
+// the bound of its highest bucket even when the running max is far above.
+func TestHistogramSubWindow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var h Histogram
+	for i := 0; i < 5000; i++ { // before the window: slow, up to 2 s
+		h.Observe(time.Second + time.Duration(rng.Int64N(int64(time.Second))))
+	}
+	before := h.Snapshot()
+	var exact []time.Duration
+	for i := 0; i < 20000; i++ { // the window: exponential around 5 ms
+		d := time.Duration(rng.ExpFloat64() * float64(5*time.Millisecond))
+		h.Observe(d)
+		exact = append(exact, d.Truncate(time.Microsecond))
+	}
+	slices.Sort(exact)
+	w := h.Snapshot()
+	w.Sub(before)
+	if w.Count != 20000 {
+		t.Fatalf("window count %d, want 20000", w.Count)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 1} {
+		want := exact[max(0, int(q*float64(len(exact))+0.5)-1)]
+		got := w.Quantile(q)
+		if diff := float64(got-want) / float64(want); diff < -0.001 || diff > 0.126 {
+			t.Errorf("window q%.2f = %v, exact %v (%.1f%%)", q, got, want, diff*100)
+		}
+	}
+	maxExact := exact[len(exact)-1]
+	if got := time.Duration(w.MaxMicros) * time.Microsecond; got < maxExact || float64(got) > 1.126*float64(maxExact) {
+		t.Errorf("window max %v, exact %v: want the bound of its bucket", got, maxExact)
+	}
+
+	// The same values in a histogram of their own give the same buckets.
+	var only Histogram
+	for _, d := range exact {
+		only.Observe(d)
+	}
+	if o := only.Snapshot(); o.Buckets != w.Buckets || o.SumMicros != w.SumMicros {
+		t.Error("window buckets or sum differ from a histogram of the window's values alone")
+	}
+
+	// Nothing new: an empty window; subtracting the wrong way saturates.
+	empty := h.Snapshot()
+	empty.Sub(h.Snapshot())
+	if empty.Count != 0 || empty.MaxMicros != 0 || empty.Quantile(0.99) != 0 {
+		t.Errorf("empty window: count %d max %d p99 %v", empty.Count, empty.MaxMicros, empty.Quantile(0.99))
+	}
+	wrong := before
+	wrong.Sub(h.Snapshot())
+	if wrong.Count != 0 || wrong.Quantile(0.5) != 0 {
+		t.Errorf("earlier minus later: count %d p50 %v, want an empty window", wrong.Count, wrong.Quantile(0.5))
+	}
+
+	// When the window holds the running max, the max stays exact.
+	var g Histogram
+	g.Observe(time.Millisecond)
+	early := g.Snapshot()
+	g.Observe(1234567 * time.Microsecond)
+	late := g.Snapshot()
+	late.Sub(early)
+	if late.MaxMicros != 1234567 {
+		t.Errorf("window max %d µs, want the exact 1234567", late.MaxMicros)
+	}
+}

@@ -67,6 +67,11 @@ type trackedConn struct {
 	read      atomic.Int64
 	mark      int64 // read at the end of the previous request; handler goroutine only
 	closeOnce sync.Once
+
+	// For Proxy.Connections: the state (a connState) and the counts it is
+	// part of, set by the proxy's http.Server.ConnState hook.
+	state  atomic.Int32
+	counts atomic.Pointer[connCounts]
 }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
@@ -76,6 +81,9 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 			c.firstByte.Store(time.Now().UnixNano())
 		}
 		c.read.Add(int64(n))
+		if connState(c.state.Load()) == connIdle {
+			c.wake()
+		}
 	}
 	return n, err
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,11 @@ type Config struct {
 	AccessLog *AccessLog
 	// Logger gets the proxy's events (swaps, upstream errors). Default: none.
 	Logger *zerolog.Logger
+	// DisableStats turns off the counters, their windows and the connection
+	// states (Stats, Report and Connections stay at zero, but for the queue
+	// length). It exists to measure what they cost (bench_test.go); default
+	// false: stats on.
+	DisableStats bool
 }
 
 // Proxy is an http.Handler forwarding to the active target.
@@ -79,10 +85,38 @@ type Proxy struct {
 	errLog *log.Logger
 
 	current atomic.Pointer[Target] // mirror of adm.active for lock-free readers
+
+	// Figures over time: the proxy's windows and its targets' are sampled by
+	// one goroutine (nil with DisableStats).
+	since    time.Time
+	clock    func() time.Time
+	interval time.Duration
+	windows  *Windows
+	sampler  *sampler
+
+	// Connections by state (connstate.go).
+	conns     connCounts
+	phases    atomic.Uint64 // requests in_app and writing, packed
+	untracked sync.Map      // net.Conn → connState, for listeners not made by Listen
 }
 
-// New checks cfg, fills in defaults and makes a Proxy with no target.
+// sampling says how the windows are sampled: New uses the clock and
+// DefaultSampleInterval and starts the sampler; tests inject their own clock
+// and tick by hand.
+type sampling struct {
+	interval time.Duration
+	now      func() time.Time
+	manual   bool // no goroutine: the caller calls sampler.tick
+}
+
+// New checks cfg, fills in defaults and makes a Proxy with no target. Unless
+// cfg.DisableStats, it starts the goroutine that samples the stats for
+// Report: Close stops it.
 func New(cfg Config) (*Proxy, error) {
+	return newSampled(cfg, sampling{interval: DefaultSampleInterval, now: time.Now})
+}
+
+func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 	if cfg.QueueTimeout == 0 {
 		cfg.QueueTimeout = DefaultQueueTimeout
 	}
@@ -132,7 +166,26 @@ func New(cfg Config) (*Proxy, error) {
 		p.log = *cfg.Logger
 	}
 	p.errLog = log.New(zerologWriter{p.log}, "", 0)
+	p.clock, p.interval, p.since = sm.now, sm.interval, sm.now()
+	p.windows = newWindows(&p.stats, p.interval, p.clock)
+	if !cfg.DisableStats {
+		p.sampler = newSampler(p.interval, p.clock)
+		p.sampler.add(p.windows, nil)
+		if !sm.manual {
+			p.sampler.start()
+		}
+	}
 	return p, nil
+}
+
+// Close stops the sampling of the stats; the windows of Report stop moving.
+// It does not stop Serve (cancel its context for that): call it once the
+// proxy serves no more. It always returns nil.
+func (p *Proxy) Close() error {
+	if p.sampler != nil {
+		p.sampler.close()
+	}
+	return nil
 }
 
 // zerologWriter sends net/http's own error lines (e.g. a broken copy of a
@@ -199,6 +252,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := recorderPool.Get().(*recorder)
 	*rec = recorder{ResponseWriter: w}
+	if !p.cfg.DisableStats {
+		rec.phases = &p.phases
+	}
 
 	e := entry{start: start}
 	if tc := trackedFrom(r.Context()); tc != nil && r.ProtoMajor == 1 {
@@ -227,6 +283,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t, admitErr = p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
 		e.queued = true
 		e.queue = time.Since(start)
+	}
+	if t != nil {
+		rec.enter(phaseInApp)
 	}
 
 	// Finish even when ReverseProxy panics with http.ErrAbortHandler (a
@@ -279,6 +338,7 @@ func (p *Proxy) refuse(rec *recorder, r *http.Request, err error) {
 // finish records the request in the stats and the access log.
 func (p *Proxy) finish(rec *recorder, r *http.Request, t *Target, e *entry, admitErr error) {
 	end := time.Now()
+	rec.enter(phaseNone)
 	e.all = end.Sub(e.start)
 	if tc := e.conn; tc != nil { // bytes read for this request, known once the body is consumed
 		n := tc.read.Load()
@@ -303,9 +363,19 @@ func (p *Proxy) finish(rec *recorder, r *http.Request, t *Target, e *entry, admi
 	if e.gotApp {
 		app = e.app
 	}
-	p.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
+	if !p.cfg.DisableStats {
+		p.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
+		st := t
+		if shed && st == nil {
+			// A shed request waited for the active target's workers: it
+			// counts in that target's shed rate.
+			st = p.current.Load()
+		}
+		if st != nil {
+			st.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
+		}
+	}
 	if t != nil {
-		t.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
 		e.target, e.targetAddr = t.id, t.addr
 	}
 	if rec.failed {

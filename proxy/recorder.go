@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,17 @@ type recorder struct {
 	headerAt time.Time
 	reason   string // why the proxy answered itself (for the log)
 	failed   bool   // the proxy made a 502/504
+
+	phases *atomic.Uint64 // the proxy's request phases; nil with stats off
+	phase  uint64         // this request's part in them
+}
+
+// enter moves the request to phase ph (phaseNone when it ends).
+func (r *recorder) enter(ph uint64) {
+	if r.phases != nil && r.phase != ph {
+		r.phases.Add(ph - r.phase) // wraps as intended when ph < r.phase
+		r.phase = ph
+	}
 }
 
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
@@ -26,6 +38,7 @@ func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 		r.headerAt = time.Now()
+		r.enter(phaseWriting)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -34,6 +47,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 		r.headerAt = time.Now()
+		r.enter(phaseWriting)
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)

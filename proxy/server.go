@@ -43,6 +43,9 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 		ConnContext:       connContext,
 		ErrorLog:          p.errLog,
 	}
+	if !p.cfg.DisableStats {
+		srv.ConnState = p.connState // for Connections
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -32,10 +32,11 @@ type Target struct {
 	// waiting for a dial timeout.
 	down atomic.Bool
 
-	rp    *httputil.ReverseProxy
-	tr    closeIdler
-	stats *Stats
-	since time.Time
+	rp      *httputil.ReverseProxy
+	tr      closeIdler
+	stats   *Stats
+	windows *Windows // sampled by the proxy's sampler
+	since   time.Time
 }
 
 type closeIdler interface{ CloseIdleConnections() }

@@ -130,14 +130,16 @@
     return c;
   }
 
-  // latency prefers the last minute when the API reports windows (newer
-  // versions: {"1m": {"latency_ms": {"total": ...}}, "15m": ...} under proxy
-  // or at the top), else the histogram since start.
+  // latency prefers the last minute when it saw requests (the API's
+  // proxy.windows["1m"]), else the histogram since start: an idle minute
+  // has no latencies to show.
   function latency(p, st) {
     const ws = p.windows || st.windows;
-    const w = ws && (ws['1m'] || ws['15m']);
-    const l = (w && w.latency_ms && w.latency_ms.total) || (p.latency_ms && p.latency_ms.total);
-    return l || null;
+    for (const name of ['1m', '15m']) {
+      const t = ws && ws[name] && ws[name].latency_ms && ws[name].latency_ms.total;
+      if (t && t.count > 0) return t;
+    }
+    return (p.latency_ms && p.latency_ms.total) || null;
   }
 
   // record turns one /status into a sample. Rates are counter differences

@@ -223,6 +223,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	defer p.Close()
 	if c.upstream != "" {
 		if _, _, err := p.SetTarget("static", c.upstream, c.workers); err != nil {
 			return fmt.Errorf("serve: %w", err)
