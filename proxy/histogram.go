@@ -163,6 +163,7 @@ func subSat(a, b uint64) uint64 {
 	}
 	return a - b
 }
+
 // BucketUpperMicros is the largest value (µs) that bucket i of a
 // HistogramSnapshot holds, so that other formats (Prometheus' buckets) can be
 // derived from it.
