@@ -88,6 +88,9 @@ type deployment struct {
 	retiring  bool // being stopped by us: its death is expected
 }
 
+// statusHistory is how many recent events Status carries.
+const statusHistory = 10
+
 // Manager runs the deployments of one app.
 type Manager struct {
 	o       Options
@@ -258,6 +261,10 @@ func (m *Manager) Status() Status {
 	}
 	m.mu.Unlock()
 	sort.Slice(st.Launched, func(i, j int) bool { return st.Launched[i].Started.After(st.Launched[j].Started) })
+	st.History = m.History()
+	if len(st.History) > statusHistory {
+		st.History = st.History[:statusHistory]
+	}
 
 	ps := m.o.Proxy.Stats()
 	rep := m.o.Proxy.Report()

@@ -78,6 +78,9 @@ type Status struct {
 	Uptime    time.Duration  `json:"uptime_ns"`
 	Started   time.Time      `json:"started"`
 	Proxy     ProxyStatus    `json:"proxy"`
+	// History is the most recent deployment events, newest first (all of
+	// them at /deployments).
+	History []Event `json:"history"`
 }
 
 // ProxyStatus are the proxy-wide figures.
