@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +67,10 @@ func BuildTestApp(t testing.TB, tag, version string) {
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1,
+		// A label unique to this build makes its image id unique: test
+		// packages run in parallel and build byte-identical images, and one
+		// package's cleanup must not delete the image another is building.
+		Labels: map[string]string{"switchyard.test.build": tag + "-" + imgNonce()},
 	})
 	if err != nil {
 		t.Fatalf("build image %s: %v", tag, err)
@@ -266,4 +272,11 @@ func imgReadStream(r io.Reader) error {
 			return errors.New(m.Error)
 		}
 	}
+}
+
+// imgNonce is random enough to tell two builds apart.
+func imgNonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
