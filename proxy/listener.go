@@ -96,8 +96,9 @@ func (c *trackedConn) Close() error {
 type connKey struct{}
 
 // connContext stores the tracked connection in the request context.
+// Under TLS (or any wrapper with NetConn) it finds the tracked conn inside.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*trackedConn); ok {
+	if tc := trackedOf(c); tc != nil {
 		return context.WithValue(ctx, connKey{}, tc)
 	}
 	return ctx

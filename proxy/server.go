@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,8 +10,14 @@ import (
 	"time"
 )
 
-// ServerConfig sets the client-facing timeouts of Serve.
+// ServerConfig sets the client-facing side of Serve.
 type ServerConfig struct {
+	// Handler serves the requests. Default: the Proxy itself; callers put
+	// handlers in front of it (static files, compression) here.
+	Handler http.Handler
+	// TLS, when set, terminates TLS on the listener; with "h2" in its
+	// NextProtos, HTTP/2 is served too.
+	TLS *tls.Config
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
 	// Default DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
@@ -35,8 +42,15 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 	if sc.ShutdownTimeout == 0 {
 		sc.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if sc.Handler == nil {
+		sc.Handler = p
+	}
+	if sc.TLS != nil {
+		ln = tls.NewListener(ln, sc.TLS)
+	}
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           sc.Handler,
+		TLSConfig:         sc.TLS,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,

@@ -63,6 +63,13 @@ type serveConfig struct {
 	stateDir      string
 	dockerNetwork string
 	policy        s3config.Policy
+
+	// Production HTTP, each in its own file: TLS (serve_tls.go), the
+	// request path's HTTP features (serve_http.go), and the handlers in
+	// front of the proxy (serve_edge.go).
+	tls  tlsSettings
+	http httpSettings
+	edge edgeSettings
 }
 
 func serveSettings(c *serveConfig) *settings {
@@ -112,6 +119,9 @@ func serveSettings(c *serveConfig) *settings {
 	s.boolean(&c.policy.AllowHostNetwork, "allow-host-network", []string{"SWITCHYARD_ALLOW_HOST_NETWORK"}, "false", "let configs use the host network")
 	s.boolean(&c.policy.AllowBindMounts, "allow-bind-mounts", []string{"SWITCHYARD_ALLOW_BIND_MOUNTS"}, "false", "let configs bind-mount host paths")
 	s.boolean(&c.policy.AllowCapAdd, "allow-cap-add", []string{"SWITCHYARD_ALLOW_CAP_ADD"}, "false", "let configs add Linux capabilities")
+	addTLSSettings(s, &c.tls)
+	addHTTPSettings(s, &c.http)
+	addEdgeSettings(s, &c.edge)
 	return s
 }
 
@@ -177,6 +187,11 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 			return nil, fmt.Errorf("serve: s3-path-style %q: want true, false or auto", c.s3PathStyle)
 		}
 	}
+	for _, v := range []interface{ validate() error }{&c.tls, &c.http, &c.edge} {
+		if err := v.validate(); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
 	if _, err := zerolog.ParseLevel(c.logLevel); err != nil || c.logLevel == "" {
 		return nil, fmt.Errorf("serve: log-level %q: want debug, info, warn or error", c.logLevel)
 	}
@@ -207,7 +222,7 @@ func runServe(ctx context.Context, args []string) error {
 			return fmt.Errorf("serve: log-format: %w", err)
 		}
 	}
-	p, err := proxy.New(proxy.Config{
+	pcfg := proxy.Config{
 		QueueTimeout:    c.queueTimeout,
 		QueueSize:       c.queueSize,
 		Discipline:      c.discipline,
@@ -219,7 +234,9 @@ func runServe(ctx context.Context, args []string) error {
 		UpstreamTimeout: c.upstreamTimeout,
 		AccessLog:       access,
 		Logger:          &logger,
-	})
+	}
+	c.http.apply(&pcfg)
+	p, err := proxy.New(pcfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -233,6 +250,13 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", c.listen, err)
 	}
+	if ln, err = c.http.wrapListener(ln); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	handler, err := c.edge.wrap(p, logger)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	logger.Info().Str("listen", ln.Addr().String()).Str("upstream", c.upstream).Int("workers", c.workers).
 		Dur("queue_timeout", c.queueTimeout).Int("max_connections", c.maxConns).Msg("proxy listening")
 
@@ -242,11 +266,19 @@ func runServe(ctx context.Context, args []string) error {
 	defer cancel(nil)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 4)
+	// TLS may bring servers of its own (ACME challenges, the plain-HTTP
+	// redirect); they run until ctx ends and report into errs.
+	tlsConf, err := c.tls.setup(ctx, c.stateDir, logger, &wg, errs)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		err := p.Serve(ctx, ln, proxy.ServerConfig{
+			Handler:           handler,
+			TLS:               tlsConf,
 			ReadHeaderTimeout: c.readHeader,
 			IdleTimeout:       c.idleTimeout,
 			ShutdownTimeout:   c.shutdownTimeout,
