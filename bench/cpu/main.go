@@ -18,10 +18,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -87,31 +85,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cpu: need 1 <= -requests <= 1e7, 1 <= -runs <= 50, 1 <= -connections <= 10000, -warmup >= 0")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE) // SIGPIPE: output piped to a closed reader; still clean up
-	defer stop()
-	if err := run(ctx, c); err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "cpu: interrupted; every child process stopped")
-			os.Exit(130)
-		}
-		fmt.Fprintln(os.Stderr, "cpu:", err)
-		os.Exit(1)
-	}
+	launch.Main("cpu", c.keep, func(ctx context.Context, g *launch.Group) error { return run(ctx, g, c) })
 }
 
-func run(ctx context.Context, c config) error {
-	g, err := launch.NewGroup()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		g.StopAll()
-		if c.keep {
-			fmt.Fprintln(os.Stderr, "scratch directory kept:", g.Dir)
-		} else {
-			_ = g.Remove()
-		}
-	}()
+func run(ctx context.Context, g *launch.Group, c config) error {
+	var err error
 	drive, err := pickDriver(c.client, g.Dir)
 	if err != nil {
 		return err

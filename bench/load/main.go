@@ -17,11 +17,9 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -87,31 +85,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE) // SIGPIPE: output piped to a closed reader; still clean up
-	defer stop()
-	if err := run(ctx, c); err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "load: interrupted; every child process stopped")
-			os.Exit(130)
-		}
-		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(1)
-	}
+	launch.Main("load", c.keep, func(ctx context.Context, g *launch.Group) error { return run(ctx, g, c) })
 }
 
-func run(ctx context.Context, c config) error {
-	g, err := launch.NewGroup()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		g.StopAll()
-		if c.keep {
-			fmt.Fprintln(os.Stderr, "scratch directory kept:", g.Dir)
-		} else {
-			_ = g.Remove()
-		}
-	}()
+func run(ctx context.Context, g *launch.Group, c config) error {
+	var err error
 	if c.bins.Syncapp, err = g.Build("bench/syncapp"); err != nil {
 		return err
 	}

@@ -6,11 +6,13 @@ package launch
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -185,4 +187,36 @@ func FreeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// Main runs a bench program's body with a fresh Group: it stops every child
+// and removes the scratch directory (unless keep) however run ends, turns
+// Ctrl-C, SIGTERM and SIGPIPE (output piped to a closed reader) into a clean
+// stop, and exits 130 when interrupted, 1 on error.
+func Main(name string, keep bool, run func(ctx context.Context, g *Group) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	err := func() error {
+		defer stop()
+		g, err := NewGroup()
+		if err != nil {
+			return err
+		}
+		defer func() {
+			g.StopAll()
+			if keep {
+				fmt.Fprintln(os.Stderr, "scratch directory kept:", g.Dir)
+			} else {
+				_ = g.Remove()
+			}
+		}()
+		return run(ctx, g)
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "%s: interrupted; every child process stopped\n", name)
+			os.Exit(130)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
 }
