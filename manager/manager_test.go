@@ -330,10 +330,7 @@ func TestActiveContainerDies(t *testing.T) {
 	}
 	res := e.deploy("v1")
 	e.docker.kill(res.Active.ID, 137)
-	deadline := time.Now().Add(5 * time.Second)
-	for e.m.Status().Healthy && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitHealthy(false)
 	st := e.m.Status()
 	if st.Healthy || st.Active.Health != HealthDead {
 		t.Fatalf("status after the death: %+v", st.Active)
@@ -383,10 +380,7 @@ func TestColdStart(t *testing.T) {
 	if err := e.m.Start(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !e.m.Status().Healthy && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitHealthy(true)
 	if code, body := e.get("/"); code != 200 || body != "v2" {
 		t.Fatalf("after cold start: %d %q", code, body)
 	}
@@ -414,10 +408,7 @@ func TestColdStartRetries(t *testing.T) {
 		t.Fatalf("%d start failures in the history after repeated retries, want 1", starts)
 	}
 	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(e.configs["v1"]), 0o644)
-	deadline := time.Now().Add(5 * time.Second)
-	for !e.m.Status().Healthy && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.waitHealthy(true)
 	if code, body := e.get("/"); code != 200 || body != "v1" {
 		t.Fatalf("after current.json appeared: %d %q", code, body)
 	}
@@ -454,5 +445,14 @@ func TestDockerNetworkAndNetworkMode(t *testing.T) {
 	c, _ := e.docker.get(info.ID)
 	if c.spec.Network != "appnet" || c.spec.NetworkMode != "" {
 		t.Fatalf("spec network %q mode %q", c.spec.Network, c.spec.NetworkMode)
+	}
+}
+
+// waitHealthy polls the status until its health is want, for up to 5 s; the
+// assertions after it say what was expected.
+func (e *env) waitHealthy(want bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for e.m.Status().Healthy != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
 }
