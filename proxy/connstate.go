@@ -140,7 +140,8 @@ func (p *Proxy) connState(c net.Conn, s http.ConnState) {
 	p.conns.move(from, to)
 }
 
-// trackedOf finds the trackedConn under c (a TLS connection wraps it).
+// trackedOf finds the trackedConn under c (a TLS connection wraps it, and
+// a PROXY protocol one, whose accessor is Raw).
 func trackedOf(c net.Conn) *trackedConn {
 	for {
 		switch v := c.(type) {
@@ -148,6 +149,8 @@ func trackedOf(c net.Conn) *trackedConn {
 			return v
 		case interface{ NetConn() net.Conn }:
 			c = v.NetConn()
+		case interface{ Raw() net.Conn }:
+			c = v.Raw()
 		default:
 			return nil
 		}

@@ -54,10 +54,14 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 	if p.sampler != nil {
 		p.sampler.add(t.windows, t)
 	}
+	prefix := p.cfg.Prefix
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
+			if prefix != "" {
+				stripURL(pr.Out.URL, prefix)
+			}
 			p.fwd.rewrite(pr)
 		},
 		Transport:    tr,
@@ -85,8 +89,15 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		w.WriteHeader(code)
 		return
 	}
-	if code == statusClientClosed {
-		// Nobody is listening: record it, write nothing.
+	if rec.limited != nil && rec.limited.over.Load() {
+		rec.Header().Set("Connection", "close")
+		rec.fail(http.StatusRequestEntityTooLarge, errBodyTooLarge.Error(),
+			"413 Request Entity Too Large: the body is over the limit\n", p.cfg.ResponseHeaders)
+		return
+	}
+	if code == statusClientClosed || rec.up != nil {
+		// Nobody is listening, or the connection is no longer HTTP (a
+		// protocol switch failed after the hijack): record it, write nothing.
 		rec.reason = reason
 		rec.status = code
 		return

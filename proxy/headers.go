@@ -24,9 +24,16 @@ type Header struct {
 // Incoming X-Forwarded-* headers are kept (and For appended to) only when the
 // peer is a trusted proxy; from anyone else they are replaced, since a client
 // could otherwise claim any address, scheme or host to the app.
+//
+// X-Forwarded-Prefix is the path the app is mounted under, as Werkzeug's
+// ProxyFix (x_prefix) reads it into SCRIPT_NAME: our prefix, after a trusted
+// proxy's own (a proxy in front that mounts us under /outer makes it
+// /outer/api). Without a prefix of ours a trusted proxy's is passed on as it
+// is, anyone else's is dropped.
 type forwarded struct {
 	trusted []netip.Prefix
 	scheme  string // "" : from the connection (TLS or not)
+	prefix  string // "" : none
 }
 
 func (f *forwarded) isTrusted(remoteAddr string) bool {
@@ -87,7 +94,14 @@ func (f *forwarded) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		out["X-Forwarded-Port"] = []string{portOf(host, proto)}
 	}
-	if !trusted {
+	switch {
+	case f.prefix != "":
+		v := f.prefix
+		if prior := in.Header.Get("X-Forwarded-Prefix"); trusted && prior != "" {
+			v = strings.TrimRight(prior, "/") + f.prefix
+		}
+		out["X-Forwarded-Prefix"] = []string{v}
+	case !trusted:
 		out.Del("X-Forwarded-Prefix")
 	}
 }

@@ -2,7 +2,12 @@
 // target (an app container) that admits at most the target's workers
 // requests at once, queues the rest and sheds them with a 503 once they have
 // waited the queue timeout, as HAProxy's maxconn and timeout queue do in
-// front of gunicorn. Requests to the health-check path skip the queue.
+// front of gunicorn. Requests to the health-check path and protocol upgrades
+// (WebSockets) skip the queue.
+//
+// With buffering on, a request body is read whole before the request asks
+// for a worker slot, and the app's response is read whole before it is sent
+// on, so that a slow client never holds a worker (buffer.go).
 //
 // The active target is swapped atomically with SetTarget: requests admitted
 // before the swap finish on the old target, whose drain can be waited on,
@@ -18,6 +23,7 @@ import (
 	"log"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +42,17 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
+	// DefaultMaxBody is the largest request body accepted (413 past it).
+	DefaultMaxBody = 100 << 20
+	// DefaultBufferMemory is how much of one body is buffered in memory
+	// before the rest goes to a temporary file.
+	DefaultBufferMemory = 1 << 20
+	// DefaultClientBodyTimeout is the longest wait for the next bytes of a
+	// request body being buffered (nginx's client_body_timeout).
+	DefaultClientBodyTimeout = 60 * time.Second
+	// DefaultClientSendTimeout is the longest wait for a client to take the
+	// next bytes of a buffered response (nginx's send_timeout).
+	DefaultClientSendTimeout = 60 * time.Second
 )
 
 // Config sets up a Proxy.
@@ -67,6 +84,47 @@ type Config struct {
 	AccessLog *AccessLog
 	// Logger gets the proxy's events (swaps, upstream errors). Default: none.
 	Logger *zerolog.Logger
+	// Prefix, when set (e.g. "/api"), is the path the app is mounted under:
+	// requests outside it get a 404 from the proxy, the prefix is stripped
+	// before forwarding (/api → /, /api/x → /x) and sent as
+	// X-Forwarded-Prefix. HealthPath and NoBufferPrefixes are app paths,
+	// matched after stripping. Default: none.
+	Prefix string
+
+	// BufferRequests reads a request body whole (memory, then a temporary
+	// file) before the request asks for a worker slot. Default false;
+	// switchyard serve turns it on.
+	BufferRequests bool
+	// BufferResponses reads the app's response whole before sending it, so
+	// that the worker slot and the target reference are released when the
+	// app is done rather than when the client is. Upgrades, HEAD,
+	// text/event-stream and responses with trailers are never buffered.
+	// Default false; switchyard serve turns it on.
+	BufferResponses bool
+	// MaxBody is the largest request body: a Content-Length over it gets a
+	// 413 at once, a chunked body a 413 once past it. 0: DefaultMaxBody;
+	// negative: no limit. A buffered response past it is sent on as it
+	// comes (holding the worker) rather than buffered further.
+	MaxBody int64
+	// BufferMemory is how much of one body (request or response) is held in
+	// memory before the rest spills to a temporary file. 0:
+	// DefaultBufferMemory.
+	BufferMemory int64
+	// BufferDir is where spill files go; they are unlinked as soon as they
+	// are made. Default os.TempDir().
+	BufferDir string
+	// NoBufferPrefixes are app path prefixes (e.g. "/stream", "/upload")
+	// whose requests and responses are never buffered.
+	NoBufferPrefixes []string
+	// ClientBodyTimeout is the longest wait for the next bytes of a request
+	// body being buffered; past it the client gets a 408. Default
+	// DefaultClientBodyTimeout.
+	ClientBodyTimeout time.Duration
+	// ClientSendTimeout is the longest wait for the client to take the next
+	// bytes of a buffered response; past it the connection is closed.
+	// Default DefaultClientSendTimeout.
+	ClientSendTimeout time.Duration
+
 	// DisableStats turns off the counters, their windows and the connection
 	// states (Stats, Report and Connections stay at zero, but for the queue
 	// length). It exists to measure what they cost (bench_test.go); default
@@ -85,6 +143,8 @@ type Proxy struct {
 	errLog *log.Logger
 
 	current atomic.Pointer[Target] // mirror of adm.active for lock-free readers
+
+	notFound string // the body of the 404 outside the prefix
 
 	// Figures over time: the proxy's windows and its targets' are sampled by
 	// one goroutine (nil with DisableStats).
@@ -155,16 +215,25 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	prefix, err := normalizePrefix(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Prefix = prefix
+	if err := cfg.bufferDefaults(); err != nil {
+		return nil, err
+	}
 	p := &Proxy{
 		cfg: cfg,
 		adm: admission{disc: disc, maxQueue: cfg.QueueSize},
-		fwd: forwarded{trusted: cfg.TrustedProxies, scheme: cfg.Scheme},
+		fwd: forwarded{trusted: cfg.TrustedProxies, scheme: cfg.Scheme, prefix: prefix},
 		ids: newRequestIDs(),
 		log: zerolog.Nop(),
 	}
 	if cfg.Logger != nil {
 		p.log = *cfg.Logger
 	}
+	p.notFound = "404 Not Found: this server serves " + prefix + "/ only\n"
 	p.errLog = log.New(zerologWriter{p.log}, "", 0)
 	p.clock, p.interval, p.since = sm.now, sm.interval, sm.now()
 	p.windows = newWindows(&p.stats, p.interval, p.clock)
@@ -247,11 +316,14 @@ func (p *Proxy) Stats() *Stats { return &p.stats }
 // Queued is the number of requests waiting for a worker slot.
 func (p *Proxy) Queued() int { return p.adm.queued() }
 
-// ServeHTTP admits, forwards, logs and counts one request.
+// ServeHTTP admits, forwards, logs and counts one request: prefix, body
+// (buffered before admission), a worker slot (or none for the health path
+// and upgrades), the app's response (buffered, then the slot released
+// before the client gets it), one log line.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := recorderPool.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w}
+	*rec = recorder{ResponseWriter: w, cfg: &p.cfg}
 	if !p.cfg.DisableStats {
 		rec.phases = &p.phases
 	}
@@ -271,9 +343,31 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header["X-Request-Id"] = []string{id}
 	}
 
+	appPath, ok := stripPrefix(p.cfg.Prefix, r.URL.Path)
+	if !ok {
+		rec.fail(http.StatusNotFound, errOutsidePrefix.Error(), p.notFound, p.cfg.ResponseHeaders)
+		p.finish(rec, r, nil, &e, errOutsidePrefix)
+		return
+	}
+	upgrade := isUpgrade(r)
+	bypass := upgrade || appPath == p.cfg.HealthPath
+	stream := upgrade || (len(p.cfg.NoBufferPrefixes) > 0 && p.unbuffered(appPath))
+	rec.bufferable = p.cfg.BufferResponses && !stream && r.Method != http.MethodHead
+
+	body, code, reason := p.takeBody(w, r, rec, stream)
+	if code != 0 {
+		p.refuseBody(rec, code, reason)
+		p.finish(rec, r, nil, &e, errBodyRefused)
+		return
+	}
+	queueStart := start
+	if body != nil { // the time reading the body is the request's, not the queue's
+		queueStart = time.Now()
+		e.read = queueStart.Sub(e.start)
+	}
+
 	var t *Target
 	var admitErr error
-	bypass := r.URL.Path == p.cfg.HealthPath
 	if bypass {
 		t = p.adm.acquireBypass()
 		if t == nil {
@@ -282,21 +376,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		t, admitErr = p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
 		e.queued = true
-		e.queue = time.Since(start)
+		e.queue = time.Since(queueStart)
 	}
-	if t != nil {
+	held := t != nil // the slot (or the bypass reference) is not yet released
+	if held {
 		rec.enter(phaseInApp)
 	}
 
 	// Finish even when ReverseProxy panics with http.ErrAbortHandler (a
 	// broken response body): the slot must come back and the line be written.
 	defer func() {
-		if t != nil {
-			if bypass {
-				t.release()
-			} else {
-				p.adm.release(t)
-			}
+		if held {
+			p.release(t, bypass)
+		}
+		body.close()
+		rec.resp.close()
+		if rec.up != nil {
+			t.removeUpgraded(rec.up)
+			rec.bytes += rec.up.out.Load()
 		}
 		if v := recover(); v != nil {
 			if rec.reason == "" {
@@ -314,8 +411,74 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case t.down.Load():
 		rec.fail(http.StatusBadGateway, "target down", "502 Bad Gateway: the app is not running\n", p.cfg.ResponseHeaders)
 	default:
-		t.rp.ServeHTTP(rec, r)
+		if upgrade {
+			rec.target = t
+		}
+		p.roundTrip(rec, r, t)
+		if rec.buffering {
+			// The app's whole response is in hand and its worker free: let
+			// the next request in (and the drain go on) before the client,
+			// however slow, gets the response.
+			p.release(t, bypass)
+			held = false
+			rec.sendBuffered(p.cfg.ClientSendTimeout)
+		}
 	}
+}
+
+// release gives back a slot taken by acquire, or a bypass reference.
+func (p *Proxy) release(t *Target, bypass bool) {
+	if bypass {
+		t.release()
+	} else {
+		p.adm.release(t)
+	}
+}
+
+// roundTrip forwards r to t. A response whose body breaks while it is being
+// buffered has not reached the client: it is answered with a 502 (499 when
+// the client left) instead of the connection being aborted.
+func (p *Proxy) roundTrip(rec *recorder, r *http.Request, t *Target) {
+	defer func() {
+		if !rec.buffering {
+			return // not recovered: the panic goes on
+		}
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v != http.ErrAbortHandler {
+			panic(v)
+		}
+		err := rec.resp.err
+		rec.discardBuffered()
+		var be *bufferError
+		switch {
+		case r.Context().Err() != nil:
+			rec.reason, rec.status = "client closed request", statusClientClosed
+		case errors.As(err, &be):
+			rec.fail(http.StatusInternalServerError, "response "+be.Error(),
+				"500 Internal Server Error: the proxy could not buffer the response\n", p.cfg.ResponseHeaders)
+		default:
+			rec.fail(http.StatusBadGateway, "upstream error: broken response body",
+				"502 Bad Gateway: the app's response broke off\n", p.cfg.ResponseHeaders)
+		}
+	}()
+	t.rp.ServeHTTP(rec, r)
+}
+
+var errBodyRefused = errors.New("request body refused")
+
+// refuseBody answers a request whose body is over the limit, too slow or
+// broken; the connection is closed after it. A client that left gets
+// nothing.
+func (p *Proxy) refuseBody(rec *recorder, code int, reason string) {
+	if code == statusClientClosed {
+		rec.reason, rec.status = reason, code
+		return
+	}
+	rec.Header().Set("Connection", "close")
+	rec.fail(code, reason, strconv.Itoa(code)+" "+http.StatusText(code)+": "+reason+"\n", p.cfg.ResponseHeaders)
 }
 
 // refuse answers a request that got no worker slot.

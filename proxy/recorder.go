@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +13,10 @@ import (
 // and the moment the app's response headers arrived. It unwraps, so that
 // http.ResponseController (used by ReverseProxy to flush and to hijack for
 // upgrades) reaches the real writer.
+//
+// With response buffering it also holds the app's response: WriteHeader and
+// Write go into resp instead of to the client, and sendBuffered sends them
+// once the app is done and its worker slot is released.
 type recorder struct {
 	http.ResponseWriter
 	status   int
@@ -21,6 +27,19 @@ type recorder struct {
 
 	phases *atomic.Uint64 // the proxy's request phases; nil with stats off
 	phase  uint64         // this request's part in them
+
+	// Response buffering (buffer.go).
+	cfg        *Config
+	bufferable bool  // this request's response may be buffered
+	buffering  bool  // resp holds the app's response, nothing is sent yet
+	code       int   // the app's status, sent by sendBuffered
+	resp       spool // the app's response body while buffering
+	limited    *limitedBody
+
+	// Upgrades (upgrade.go): the target to register a hijacked connection
+	// with, and that connection.
+	target *Target
+	up     *upgradedConn
 }
 
 // enter moves the request to phase ph (phaseNone when it ends).
@@ -34,27 +53,167 @@ func (r *recorder) enter(ph uint64) {
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 
 func (r *recorder) WriteHeader(code int) {
-	// 1xx (but 101) are interim: the final status comes later.
+	if r.buffering {
+		return // a superfluous call: the status is taken
+	}
+	// 1xx (but 101) are interim: the final status comes later. They are
+	// passed on at once, buffering or not.
 	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 		r.headerAt = time.Now()
+		if r.bufferable && code >= 200 && bufferableHeader(r.ResponseWriter.Header()) {
+			r.buffering = true
+			r.code = code
+			r.resp.init(r.cfg)
+			return
+		}
 		r.enter(phaseWriting)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// bufferableHeader is false for responses that must stream: server-sent
+// events, and responses with trailers (they need chunked encoding).
+func bufferableHeader(h http.Header) bool {
+	if _, ok := h["Trailer"]; ok {
+		return false
+	}
+	if ct := h["Content-Type"]; len(ct) > 0 {
+		const sse = "text/event-stream"
+		if v := strings.TrimSpace(ct[0]); len(v) >= len(sse) && strings.EqualFold(v[:len(sse)], sse) {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
-		r.headerAt = time.Now()
-		r.enter(phaseWriting)
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.buffering {
+		if r.resp.max == 0 || r.resp.n+int64(len(b)) <= r.resp.max {
+			return r.resp.Write(b)
+		}
+		// Past the limit: send what is here and stream the rest, holding
+		// the worker as an unbuffered response does.
+		if err := r.unbuffer(); err != nil {
+			return 0, err
+		}
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err
 }
 
+// FlushError is a no-op while buffering (ReverseProxy flushes streamed
+// responses after every write); otherwise it flushes the client's writer.
+func (r *recorder) FlushError() error {
+	if r.buffering {
+		return nil
+	}
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for http.Flusher users.
+func (r *recorder) Flush() { _ = r.FlushError() }
+
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// unbuffer sends the buffered head of a response that grew past the limit
+// and switches to passing writes through.
+func (r *recorder) unbuffer() error {
+	r.buffering = false
+	r.enter(phaseWriting)
+	r.ResponseWriter.WriteHeader(r.code)
+	_, err := r.writeSpool(0)
+	r.resp.close()
+	return err
+}
+
+// sendBuffered sends the buffered response to the client. The app is done
+// with it: the caller has released the worker slot. The client must take
+// each piece within timeout (0: no limit), else the connection is dropped.
+func (r *recorder) sendBuffered(timeout time.Duration) {
+	r.buffering = false
+	h := r.ResponseWriter.Header()
+	if _, ok := h["Content-Length"]; !ok && bodyAllowed(r.code) {
+		// The length is known now, even when the app streamed.
+		h["Content-Length"] = []string{strconv.FormatInt(r.resp.n, 10)}
+	}
+	r.enter(phaseWriting)
+	rc := http.NewResponseController(r.ResponseWriter)
+	if timeout > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	r.ResponseWriter.WriteHeader(r.code)
+	if _, err := r.writeSpool(timeout); err == nil && timeout > 0 {
+		// Push out what net/http still holds while the deadline stands,
+		// then clear it: the connection may serve another request.
+		_ = rc.Flush()
+	}
+	if timeout > 0 {
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
+	r.resp.close()
+}
+
+// writeSpool writes resp to the client, renewing the write deadline before
+// each piece when timeout > 0.
+func (r *recorder) writeSpool(timeout time.Duration) (int64, error) {
+	s := &r.resp
+	var rc *http.ResponseController
+	if timeout > 0 && s.n > spoolChunk {
+		rc = http.NewResponseController(r.ResponseWriter)
+	}
+	var bp *[]byte // for the part in the file
+	var off int64
+	var err error
+	for off < s.n && err == nil {
+		var piece []byte
+		if off < s.memN {
+			piece = s.chunk(off)
+		} else {
+			if bp == nil {
+				bp = chunkPool.Get().(*[]byte)
+			}
+			var n int
+			if n, err = s.readAt((*bp)[:spoolChunk], off); n == 0 {
+				break
+			}
+			piece = (*bp)[:n]
+		}
+		if rc != nil && off > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		var n int
+		n, err = r.ResponseWriter.Write(piece)
+		r.bytes += int64(n)
+		off += int64(n)
+	}
+	if bp != nil {
+		chunkPool.Put(bp)
+	}
+	return off, err
+}
+
+// bodyAllowed is net/http's bodyAllowedForStatus.
+func bodyAllowed(code int) bool {
+	switch {
+	case code >= 100 && code <= 199, code == http.StatusNoContent, code == http.StatusNotModified:
+		return false
+	}
+	return true
+}
+
+// discardBuffered forgets a response being buffered (the app's body broke):
+// the proxy answers instead.
+func (r *recorder) discardBuffered() {
+	r.buffering = false
+	r.resp.close()
+	clear(r.ResponseWriter.Header())
+	r.status, r.headerAt = 0, time.Time{}
+}
 
 // fail answers with a short plain-text error made by the proxy.
 func (r *recorder) fail(code int, reason, body string, extra []Header) {
@@ -65,6 +224,7 @@ func (r *recorder) fail(code int, reason, body string, extra []Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	setResponseHeaders(h, extra)
+	r.bufferable = false
 	r.WriteHeader(code)
 	_, _ = r.Write([]byte(body))
 }

@@ -21,8 +21,11 @@ type Target struct {
 	// lock, because handing a slot to a waiter must be atomic with the check.
 	busy int
 
-	// inflight counts every request using the target: admitted ones and
-	// health-path ones that bypass the queue. Drain waits for it to reach 0.
+	// inflight counts every request using the target: admitted ones, and
+	// health-path ones and upgraded connections (WebSockets), which bypass
+	// the queue. Drain waits for it to reach 0. With response buffering a
+	// request leaves once the app's response is read, before the client
+	// has it.
 	inflight atomic.Int64
 	retired  atomic.Bool
 	drained  chan struct{}
@@ -31,6 +34,11 @@ type Target struct {
 	// down makes requests fail fast with 502 (the container died) instead of
 	// waiting for a dial timeout.
 	down atomic.Bool
+
+	// The upgraded connections open on the target (upgrade.go).
+	upMu      sync.Mutex
+	upgraded  map[*upgradedConn]struct{}
+	upClosing bool // retired and CloseUpgraded called: close new ones at once
 
 	rp      *httputil.ReverseProxy
 	tr      closeIdler
@@ -88,7 +96,8 @@ func (t *Target) Drained() <-chan struct{} { return t.drained }
 
 // WaitDrained waits until the target has been replaced and has no request in
 // flight, or until ctx ends; it returns ctx's error in that case. Idle
-// upstream connections are closed once drained.
+// upstream connections are closed once drained. Open WebSockets count as in
+// flight: CloseUpgraded ends them rather than waiting.
 func (t *Target) WaitDrained(ctx context.Context) error {
 	select {
 	case <-t.drained:

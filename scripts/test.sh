@@ -2,7 +2,8 @@
 # Runs switchyard's whole test suite: unit, concurrency (-race) and end-to-end
 # tests against the real Docker daemon, an S3-compatible server (versitygw)
 # and a registry (Debian's docker-registry) on 127.0.0.1, and the status page
-# in a real browser (Debian's chromium).
+# in a real browser (Debian's chromium), ACME against pebble, and a real
+# Flask app under gunicorn behind the proxy.
 #
 # It installs what the tests need when it is missing, so that it works on a
 # fresh machine: docker-registry and chromium from Debian's packages, versitygw with
@@ -11,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSITYGW_VERSION=v1.8.0
+PEBBLE_VERSION=v2.10.1
 GOBIN_DIR="$(go env GOPATH)/bin"
 export PATH="$PATH:$GOBIN_DIR"
 
@@ -28,16 +30,28 @@ if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-regist
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
 fi
 
-if ! command -v chromium >/dev/null 2>&1; then
-	need_root chromium
-	echo "scripts/test.sh: installing chromium (Debian package, for the status page's browser test)" >&2
+# Debian packages: chromium (the status page's browser test), gunicorn and
+# Flask (a real app behind the proxy), curl (a real client).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v gunicorn >/dev/null 2>&1 || missing+=(gunicorn)
+python3 -c 'import flask' >/dev/null 2>&1 || missing+=(python3-flask)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+	need_root "${missing[*]}"
+	echo "scripts/test.sh: installing ${missing[*]} (Debian packages)" >&2
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! command -v versitygw >/dev/null 2>&1; then
 	echo "scripts/test.sh: installing versitygw $VERSITYGW_VERSION (go install, ~2 min the first time)" >&2
 	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
+if ! command -v pebble >/dev/null 2>&1; then
+	echo "scripts/test.sh: installing pebble $PEBBLE_VERSION (Let's Encrypt's ACME test server, go install)" >&2
+	go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION"
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -253,6 +253,7 @@ func runServe(ctx context.Context, args []string) error {
 	if ln, err = c.http.wrapListener(ln); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	c.edge.responseHeaders = c.headers // static responses get them too
 	handler, err := c.edge.wrap(p, logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -1,22 +1,143 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/proxy"
 )
 
-// httpSettings are the settings of the proxy's request path beyond issue 3's.
-type httpSettings struct{}
+// httpSettings are the settings of the proxy's request path beyond issue 3's:
+// the path prefix, the PROXY protocol, buffering for slow clients and its
+// timeouts.
+type httpSettings struct {
+	prefix            string
+	proxyProtocol     bool
+	proxyProtocolFrom []netip.Prefix
+	bufferRequests    bool
+	bufferResponses   bool
+	maxBody           int64 // 0: no limit
+	bufferMemory      int64
+	bufferDir         string
+	noBufferPrefixes  []string
+	clientBodyTimeout time.Duration
+	clientSendTimeout time.Duration
+}
 
 // addHTTPSettings declares its flags and environment variables.
-func addHTTPSettings(s *settings, h *httpSettings) {}
+func addHTTPSettings(s *settings, h *httpSettings) {
+	s.str(&h.prefix, "prefix", []string{"SWITCHYARD_PREFIX"}, "", "path prefix the app is mounted under (e.g. /api): 404 outside it, stripped before forwarding, sent as X-Forwarded-Prefix")
+	s.boolean(&h.proxyProtocol, "proxy-protocol", []string{"SWITCHYARD_PROXY_PROTOCOL"}, "false", "expect a PROXY protocol header (v1 or v2) on every connection; its client address is the request's")
+	s.add("proxy-protocol-from", []string{"SWITCHYARD_PROXY_PROTOCOL_FROM"}, "", "comma-separated CIDRs of the load balancers that send PROXY headers (required with --proxy-protocol; others are refused)", func(v string) error {
+		p, err := parseCIDRs(v)
+		h.proxyProtocolFrom = append(h.proxyProtocolFrom, p...)
+		return err
+	})
+	s.boolean(&h.bufferRequests, "buffer-requests", []string{"SWITCHYARD_BUFFER_REQUESTS"}, "true", "read a request body whole (memory, then a temp file) before the request takes a worker")
+	s.boolean(&h.bufferResponses, "buffer-responses", []string{"SWITCHYARD_BUFFER_RESPONSES"}, "true", "read the app's response whole before sending it, so a slow client does not hold a worker")
+	s.add("max-body", []string{"SWITCHYARD_MAX_BODY"}, "100MiB", "largest request body (413 past it; 0: no limit); a buffered response past it is streamed", func(v string) error {
+		n, err := parseSize(v)
+		h.maxBody = n
+		return err
+	})
+	s.add("buffer-memory", []string{"SWITCHYARD_BUFFER_MEMORY"}, "1MiB", "bytes of one body held in memory before the rest spills to a temp file", func(v string) error {
+		n, err := parseSize(v)
+		if err == nil && n < 1 {
+			err = fmt.Errorf("%q: must be at least 1 byte", v)
+		}
+		h.bufferMemory = n
+		return err
+	})
+	s.str(&h.bufferDir, "buffer-dir", []string{"SWITCHYARD_BUFFER_DIR"}, "", "directory for spilled bodies (default: the system temp dir); files are unlinked at once")
+	s.add("no-buffer-prefix", []string{"SWITCHYARD_NO_BUFFER_PREFIX"}, "", "app path prefix whose requests and responses are streamed, not buffered (repeatable; env: comma-separated)", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			if !strings.HasPrefix(f, "/") {
+				return fmt.Errorf("%q: must start with /", f)
+			}
+			h.noBufferPrefixes = append(h.noBufferPrefixes, f)
+		}
+		return nil
+	})
+	s.duration(&h.clientBodyTimeout, "client-body-timeout", []string{"SWITCHYARD_CLIENT_BODY_TIMEOUT"}, "60s", "longest wait for the next bytes of a request body being buffered (408 past it)")
+	s.duration(&h.clientSendTimeout, "client-send-timeout", []string{"SWITCHYARD_CLIENT_SEND_TIMEOUT"}, "60s", "longest wait for a client to take the next bytes of a buffered response (connection closed past it)")
+}
 
 // validate checks them after parsing.
-func (h *httpSettings) validate() error { return nil }
+func (h *httpSettings) validate() error {
+	if h.prefix != "" && (!strings.HasPrefix(h.prefix, "/") || strings.ContainsAny(h.prefix, "?# ")) {
+		return fmt.Errorf("prefix %q: want a path such as /api", h.prefix)
+	}
+	if h.proxyProtocol && len(h.proxyProtocolFrom) == 0 {
+		return fmt.Errorf("proxy-protocol: set --proxy-protocol-from to the load balancers' addresses (CIDRs)")
+	}
+	if !h.proxyProtocol && len(h.proxyProtocolFrom) > 0 {
+		return fmt.Errorf("proxy-protocol-from is set but --proxy-protocol is not")
+	}
+	if h.bufferDir != "" {
+		fi, err := os.Stat(h.bufferDir)
+		if err != nil {
+			return fmt.Errorf("buffer-dir: %v", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("buffer-dir %s: not a directory", h.bufferDir)
+		}
+	}
+	return nil
+}
 
 // apply copies them into the proxy's Config.
-func (h *httpSettings) apply(c *proxy.Config) {}
+func (h *httpSettings) apply(c *proxy.Config) {
+	c.Prefix = h.prefix
+	c.BufferRequests = h.bufferRequests
+	c.BufferResponses = h.bufferResponses
+	c.MaxBody = h.maxBody
+	if h.maxBody == 0 {
+		c.MaxBody = -1 // no limit
+	}
+	c.BufferMemory = h.bufferMemory
+	c.BufferDir = h.bufferDir
+	c.NoBufferPrefixes = h.noBufferPrefixes
+	c.ClientBodyTimeout = h.clientBodyTimeout
+	c.ClientSendTimeout = h.clientSendTimeout
+}
 
-// wrapListener wraps the proxy's listener (e.g. for the PROXY protocol).
-func (h *httpSettings) wrapListener(ln net.Listener) (net.Listener, error) { return ln, nil }
+// wrapListener wraps the proxy's listener for the PROXY protocol.
+func (h *httpSettings) wrapListener(ln net.Listener) (net.Listener, error) {
+	if !h.proxyProtocol {
+		return ln, nil
+	}
+	return proxy.ProxyProtocolListener(ln, h.proxyProtocolFrom, 0)
+}
+
+// parseSize reads a byte count: a bare number, or one with a binary unit
+// (k, m, g; KiB, MB, ... all mean powers of 1024).
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') {
+		i--
+	}
+	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (want bytes, or a number with k, m or g, e.g. 100MiB)", v)
+	}
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
+	shift := map[string]uint{"": 0, "k": 10, "m": 20, "g": 30}
+	sh, ok := shift[unit]
+	if !ok {
+		return 0, fmt.Errorf("%q: unknown unit (want k, m or g)", v)
+	}
+	if n > (1<<62)>>sh {
+		return 0, fmt.Errorf("%q: too large", v)
+	}
+	return n << sh, nil
+}
