@@ -35,7 +35,7 @@ fi
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v gunicorn >/dev/null 2>&1 || missing+=(gunicorn)
-python3 -c 'import flask' >/dev/null 2>&1 || missing+=(python3-flask)
+/usr/bin/python3 -c 'import flask' >/dev/null 2>&1 || missing+=(python3-flask)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
 	need_root "${missing[*]}"
