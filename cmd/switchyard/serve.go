@@ -263,6 +263,9 @@ func runServe(ctx context.Context, args []string) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP reloads certificates when TLS is on (serve_tls.go asks for it);
+	// without TLS it must not kill the proxy, as its default action would.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 

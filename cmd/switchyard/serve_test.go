@@ -158,6 +158,13 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("through the binary: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// SIGHUP without TLS changes nothing: the proxy keeps serving.
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(100 * time.Millisecond)
+	if resp, err = http.Get("http://" + ln + "/after-hup"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after SIGHUP: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	// SIGTERM with a request in flight: it finishes, then exit 0.
 	done := make(chan int, 1)
 	go func() {
