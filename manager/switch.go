@@ -139,6 +139,7 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 func (m *Manager) retire(ctx context.Context, d *deployment, t interface {
 	WaitDrained(context.Context) error
 	InFlight() int64
+	CloseUpgraded() int
 }) (ContainerInfo, bool, time.Duration) {
 	m.mu.Lock()
 	if d.stopProbe != nil {
@@ -154,7 +155,8 @@ func (m *Manager) retire(ctx context.Context, d *deployment, t interface {
 		if err := t.WaitDrained(dctx); err != nil {
 			drained = false
 			log.Warn().Int64("in_flight", t.InFlight()).Dur("drain_timeout", d.cfg.Stop.DrainTimeout.Duration).
-				Msg("drain timeout passed: stopping the old container with requests in flight")
+				Int("websockets_closed", t.CloseUpgraded()).
+				Msg("drain timeout passed: closed its WebSockets; stopping the old container with requests in flight")
 		}
 		cancel()
 	}

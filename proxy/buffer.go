@@ -64,6 +64,7 @@ type spool struct {
 	mu     sync.Mutex
 	closed bool
 	rd     spoolReader
+	dl     bodyDeadline // for a request body being read
 }
 
 func (s *spool) init(c *Config) {
@@ -261,17 +262,18 @@ func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, 
 	}
 	s := &spool{}
 	s.init(&p.cfg)
-	dl := newBodyDeadline(w, r, p.cfg.ClientBodyTimeout)
-	err := s.readFrom(dl)
+	s.dl.init(w, r, p.cfg.ClientBodyTimeout)
+	err := s.readFrom(&s.dl)
 	if err != nil {
 		// Leave the read deadline in the past: net/http's attempt to
 		// discard the rest of the body after the handler fails at once.
-		dl.expire()
+		s.dl.set(time.Now())
 		s.close()
 		code, reason := bodyError(r, err)
 		return nil, code, reason
 	}
-	dl.clear()
+	s.dl.set(time.Time{})
+	s.dl = bodyDeadline{}
 	if s.n == 0 { // an empty chunked body
 		s.close()
 		r.Body, r.ContentLength = http.NoBody, 0
@@ -311,39 +313,35 @@ func bodyError(r *http.Request, err error) (int, string) {
 type bodyDeadline struct {
 	body    io.Reader
 	timeout time.Duration
-	set     func(time.Time) error // nil: no deadline can be set
+	w       http.ResponseWriter // set: deadlines through it
+	tc      *trackedConn        // else set: on the connection
 }
 
-func newBodyDeadline(w http.ResponseWriter, r *http.Request, timeout time.Duration) *bodyDeadline {
-	d := &bodyDeadline{body: r.Body, timeout: timeout}
-	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Time{}); err == nil {
-		d.set = rc.SetReadDeadline
-	} else if tc := trackedFrom(r.Context()); tc != nil && r.ProtoMajor == 1 {
-		// A handler in front of the proxy hides the connection: under
-		// HTTP/1 it is the tracked one.
-		d.set = tc.SetReadDeadline
+// init prepares to set the read deadline through w's ResponseController,
+// or, when a handler in front of the proxy hides it, on the HTTP/1
+// connection itself.
+func (d *bodyDeadline) init(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+	*d = bodyDeadline{body: r.Body, timeout: timeout, w: w}
+	if r.ProtoMajor == 1 {
+		d.tc = trackedFrom(r.Context())
 	}
-	return d
+}
+
+func (d *bodyDeadline) set(t time.Time) {
+	if d.w != nil {
+		if http.NewResponseController(d.w).SetReadDeadline(t) == nil {
+			return
+		}
+		d.w = nil // not supported: fall back to the connection
+	}
+	if d.tc != nil {
+		_ = d.tc.SetReadDeadline(t)
+	}
 }
 
 func (d *bodyDeadline) Read(p []byte) (int, error) {
-	if d.set != nil {
-		_ = d.set(time.Now().Add(d.timeout))
-	}
+	d.set(time.Now().Add(d.timeout))
 	return d.body.Read(p)
-}
-
-func (d *bodyDeadline) clear() {
-	if d.set != nil {
-		_ = d.set(time.Time{})
-	}
-}
-
-func (d *bodyDeadline) expire() {
-	if d.set != nil {
-		_ = d.set(time.Now())
-	}
 }
 
 // limitedBody caps a streamed (unbuffered) chunked body at the body limit

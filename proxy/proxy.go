@@ -327,21 +327,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.cfg.DisableStats {
 		rec.phases = &p.phases
 	}
-
-	e := entry{start: start}
-	if tc := trackedFrom(r.Context()); tc != nil && r.ProtoMajor == 1 {
-		if fb := tc.firstByte.Swap(0); fb != 0 {
-			e.start = time.Unix(0, fb)
-		}
-		e.conn = tc
-	}
-	e.read = start.Sub(e.start)
-
-	id := r.Header.Get("X-Request-Id")
-	if id == "" {
-		id = p.ids.next()
-		r.Header["X-Request-Id"] = []string{id}
-	}
+	e := p.begin(r, start)
 
 	appPath, ok := stripPrefix(p.cfg.Prefix, r.URL.Path)
 	if !ok {
@@ -366,18 +352,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.read = queueStart.Sub(e.start)
 	}
 
-	var t *Target
-	var admitErr error
-	if bypass {
-		t = p.adm.acquireBypass()
-		if t == nil {
-			admitErr = errNoTarget
-		}
-	} else {
-		t, admitErr = p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
-		e.queued = true
-		e.queue = time.Since(queueStart)
-	}
+	t, admitErr := p.admit(r, bypass, queueStart, &e)
 	held := t != nil // the slot (or the bypass reference) is not yet released
 	if held {
 		rec.enter(phaseInApp)
@@ -411,19 +386,58 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case t.down.Load():
 		rec.fail(http.StatusBadGateway, "target down", "502 Bad Gateway: the app is not running\n", p.cfg.ResponseHeaders)
 	default:
-		if upgrade {
-			rec.target = t
-		}
-		p.roundTrip(rec, r, t)
-		if rec.buffering {
-			// The app's whole response is in hand and its worker free: let
-			// the next request in (and the drain go on) before the client,
-			// however slow, gets the response.
-			p.release(t, bypass)
-			held = false
-			rec.sendBuffered(p.cfg.ClientSendTimeout)
-		}
+		p.forward(rec, r, t, bypass, upgrade, &held)
 	}
+}
+
+// forward sends r to t and its answer to the client. A buffered answer is
+// sent after the slot (or reference) is released, and *held cleared.
+func (p *Proxy) forward(rec *recorder, r *http.Request, t *Target, bypass, upgrade bool, held *bool) {
+	if upgrade {
+		rec.target = t
+	}
+	p.roundTrip(rec, r, t)
+	if !rec.buffering {
+		return
+	}
+	// The app's whole response is in hand and its worker free: let the
+	// next request in (and the drain go on) before the client, however
+	// slow, gets the response.
+	p.release(t, bypass)
+	*held = false
+	rec.sendBuffered(p.cfg.ClientSendTimeout)
+}
+
+// begin starts the request's log entry (its first byte, the time reading
+// its headers) and gives it a request id.
+func (p *Proxy) begin(r *http.Request, start time.Time) entry {
+	e := entry{start: start}
+	if tc := trackedFrom(r.Context()); tc != nil && r.ProtoMajor == 1 {
+		if fb := tc.firstByte.Swap(0); fb != 0 {
+			e.start = time.Unix(0, fb)
+		}
+		e.conn = tc
+	}
+	e.read = start.Sub(e.start)
+	if r.Header.Get("X-Request-Id") == "" {
+		r.Header["X-Request-Id"] = []string{p.ids.next()}
+	}
+	return e
+}
+
+// admit takes a worker slot of the active target, waiting in the queue, or
+// for the health path and upgrades (bypass) only a reference on it.
+func (p *Proxy) admit(r *http.Request, bypass bool, queueStart time.Time, e *entry) (*Target, error) {
+	if bypass {
+		if t := p.adm.acquireBypass(); t != nil {
+			return t, nil
+		}
+		return nil, errNoTarget
+	}
+	t, err := p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
+	e.queued = true
+	e.queue = time.Since(queueStart)
+	return t, err
 }
 
 // release gives back a slot taken by acquire, or a bypass reference.

@@ -133,7 +133,9 @@ func (r *recorder) unbuffer() error {
 
 // sendBuffered sends the buffered response to the client. The app is done
 // with it: the caller has released the worker slot. The client must take
-// each piece within timeout (0: no limit), else the connection is dropped.
+// each piece of a response over one chunk (32 KiB) within timeout (0: no
+// limit), else the connection is dropped; a smaller one goes to the socket
+// buffer in one write, as an unbuffered response would.
 func (r *recorder) sendBuffered(timeout time.Duration) {
 	r.buffering = false
 	h := r.ResponseWriter.Header()
@@ -142,6 +144,9 @@ func (r *recorder) sendBuffered(timeout time.Duration) {
 		h["Content-Length"] = []string{strconv.FormatInt(r.resp.n, 10)}
 	}
 	r.enter(phaseWriting)
+	if r.resp.n <= spoolChunk {
+		timeout = 0
+	}
 	rc := http.NewResponseController(r.ResponseWriter)
 	if timeout > 0 {
 		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
@@ -163,7 +168,7 @@ func (r *recorder) sendBuffered(timeout time.Duration) {
 func (r *recorder) writeSpool(timeout time.Duration) (int64, error) {
 	s := &r.resp
 	var rc *http.ResponseController
-	if timeout > 0 && s.n > spoolChunk {
+	if timeout > 0 {
 		rc = http.NewResponseController(r.ResponseWriter)
 	}
 	var bp *[]byte // for the part in the file

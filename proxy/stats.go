@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -48,7 +49,11 @@ func (s *Stats) record(status int, shed, failed bool, in, out int64, queue, app,
 	if app >= 0 {
 		s.App.Observe(app)
 	}
-	s.Total.Observe(total)
+	// An upgraded connection (WebSocket) lasts as long as it is open: its
+	// duration would swamp the request latencies.
+	if status != http.StatusSwitchingProtocols {
+		s.Total.Observe(total)
+	}
 }
 
 // Snapshot is a copy of the counters for reporting.

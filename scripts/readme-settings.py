@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Regenerates README.md's settings table from `switchyard serve --help`.
+"""Regenerates the settings table from `switchyard serve --help` in README.md
+and docs/configuration.md (or the files given as arguments).
 
-Usage: go run ./cmd/switchyard serve --help | scripts/readme-settings.py
+Usage: go run ./cmd/switchyard serve --help | scripts/readme-settings.py [FILE...]
 The table sits between the markers <!-- settings --> and <!-- /settings -->.
 """
 import re
@@ -27,10 +28,11 @@ table = "\n".join([
     "| `HEADER_<NAME>=value` | (environment only) | — | adds `<Name>: value` to every response; underscores become hyphens (`HEADER_X_FRAME_OPTIONS=DENY`) |",
     "| positional `UPSTREAM [WORKERS]` | | | gunicorn-proxy's form: `switchyard serve gunicorn:8080 3` |",
 ])
-readme = open("README.md").read()
-new, n = re.subn(r"<!-- settings -->.*<!-- /settings -->",
-                 "<!-- settings -->\n" + table + "\n<!-- /settings -->", readme, flags=re.S)
-if n != 1:
-    sys.exit("README.md: no <!-- settings --> ... <!-- /settings --> block")
-open("README.md", "w").write(new)
-print("README.md: %d settings" % len(rows), file=sys.stderr)
+for path in sys.argv[1:] or ["README.md", "docs/configuration.md"]:
+    text = open(path).read()
+    new, n = re.subn(r"<!-- settings -->.*<!-- /settings -->",
+                     "<!-- settings -->\n" + table + "\n<!-- /settings -->", text, flags=re.S)
+    if n != 1:
+        sys.exit("%s: no <!-- settings --> ... <!-- /settings --> block" % path)
+    open(path, "w").write(new)
+    print("%s: %d settings" % (path, len(rows)), file=sys.stderr)
