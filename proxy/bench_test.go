@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,27 +106,13 @@ func BenchmarkStats(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			be := benchBackend(b)
-			p, err := New(Config{QueueTimeout: 10 * time.Second, DisableStats: !on})
-			if err != nil {
-				b.Fatal(err)
-			}
+			p := newProxy(b, Config{QueueTimeout: 10 * time.Second, DisableStats: !on})
 			defer p.Close()
 			if _, _, err := p.SetTarget("bench", be.Listener.Addr().String(), 256); err != nil {
 				b.Fatal(err)
 			}
-			ln, err := Listen("127.0.0.1:0", 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- p.Serve(ctx, ln, ServerConfig{ShutdownTimeout: 5 * time.Second}) }()
-			runBenchURL(b, "http://"+ln.Addr().String())
+			runBenchURL(b, startProxy(b, p))
 			b.StopTimer()
-			cancel()
-			if err := <-done; err != nil {
-				b.Error(err)
-			}
 		})
 	}
 }

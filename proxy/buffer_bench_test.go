@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,22 +39,12 @@ func BenchmarkBuffering(b *testing.B) {
 				mode = "on"
 			}
 			b.Run(name+"/"+mode, func(b *testing.B) {
-				p, err := New(Config{QueueTimeout: 10 * time.Second, BufferRequests: on, BufferResponses: on})
-				if err != nil {
-					b.Fatal(err)
-				}
+				p := newProxy(b, Config{QueueTimeout: 10 * time.Second, BufferRequests: on, BufferResponses: on})
 				defer p.Close()
 				if _, _, err := p.SetTarget("bench", app.Listener.Addr().String(), 256); err != nil {
 					b.Fatal(err)
 				}
-				ln, err := Listen("127.0.0.1:0", 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- p.Serve(ctx, ln, ServerConfig{ShutdownTimeout: 5 * time.Second}) }()
-				url := "http://" + ln.Addr().String() + "/bench"
+				url := startProxy(b, p) + "/bench"
 				c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 				b.SetBytes(int64(2 * size))
 				b.ReportAllocs()
@@ -79,10 +68,6 @@ func BenchmarkBuffering(b *testing.B) {
 				b.StopTimer()
 				b.ReportMetric(float64(benchCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 				c.CloseIdleConnections()
-				cancel()
-				if err := <-done; err != nil {
-					b.Error(err)
-				}
 			})
 		}
 		app.Close()
