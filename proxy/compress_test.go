@@ -402,10 +402,7 @@ func TestCompressEventStreamFlushes(t *testing.T) {
 func TestCompressPassesUpgrades(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(czEchoUpgrade))
 	t.Cleanup(app.Close)
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newProxy(t, Config{})
 	t.Cleanup(func() { p.Close() })
 	if _, _, err := p.SetTarget("app", app.Listener.Addr().String(), 4); err != nil {
 		t.Fatal(err)
@@ -494,10 +491,7 @@ func TestCompressProxiedResponse(t *testing.T) {
 		w.Write(big)
 	}))
 	t.Cleanup(app.Close)
-	p, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newProxy(t, Config{})
 	t.Cleanup(func() { p.Close() })
 	if _, _, err := p.SetTarget("app", app.Listener.Addr().String(), 4); err != nil {
 		t.Fatal(err)

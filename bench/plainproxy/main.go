@@ -6,8 +6,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"io"
 	"log"
@@ -15,11 +13,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/bench/internal/launch"
 )
 
 // bufferPool lends ReverseProxy its copy buffers.
@@ -68,15 +65,5 @@ func main() {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("plainproxy: serve on %s: %v", *listen, err)
-	}
+	launch.ServeUntilSignal("plainproxy", srv)
 }

@@ -17,19 +17,16 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"io"
 	"log"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/bench/internal/launch"
 )
 
 // body is the fixed response: 100 bytes.
@@ -154,15 +151,5 @@ func main() {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Fatalf("syncapp: serve on %s: %v", *listen, err)
-	}
+	launch.ServeUntilSignal("syncapp", srv)
 }

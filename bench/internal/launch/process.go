@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -217,6 +218,23 @@ func Main(name string, keep bool, run func(ctx context.Context, g *Group) error)
 			os.Exit(130)
 		}
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// ServeUntilSignal runs srv until Ctrl-C or SIGTERM, then shuts it down
+// (1 s grace): the shared main loop of the bench's child servers.
+func ServeUntilSignal(name string, srv *http.Server) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(os.Stderr, "%s: serve on %s: %v\n", name, srv.Addr, err)
 		os.Exit(1)
 	}
 }
