@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/dockerctl"
+	"github.com/switchyard/switchyard/internal/dockerctl"
 )
 
 // load sends requests through the proxy from several goroutines until

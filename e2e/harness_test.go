@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/dockerctl"
+	"github.com/switchyard/switchyard/internal/deployconfig"
+	"github.com/switchyard/switchyard/internal/dockerctl"
 	"github.com/switchyard/switchyard/internal/testservers"
-	"github.com/switchyard/switchyard/s3config"
 )
 
 var (
@@ -119,7 +119,7 @@ func (st *stack) image(version string) string {
 
 // config uploads a deployment config and returns its id.
 func (st *stack) config(body string) string {
-	id := s3config.ID([]byte(body))
+	id := deployconfig.ID([]byte(body))
 	st.s3.Put(st.t, st.bucket, st.prefix+"/"+id+".json", []byte(body))
 	return id
 }

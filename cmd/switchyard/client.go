@@ -19,8 +19,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/switchyard/switchyard/api"
-	"github.com/switchyard/switchyard/manager"
+	"github.com/switchyard/switchyard/internal/api"
+	"github.com/switchyard/switchyard/internal/manager"
 )
 
 // clientConfig is what every API client subcommand is told.

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/api"
-	"github.com/switchyard/switchyard/manager"
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/api"
+	"github.com/switchyard/switchyard/internal/manager"
+	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 const (

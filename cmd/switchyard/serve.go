@@ -16,13 +16,13 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/switchyard/switchyard/api"
-	"github.com/switchyard/switchyard/dockerctl"
-	"github.com/switchyard/switchyard/logsink"
-	"github.com/switchyard/switchyard/manager"
-	"github.com/switchyard/switchyard/metrics"
-	"github.com/switchyard/switchyard/proxy"
-	"github.com/switchyard/switchyard/s3config"
+	"github.com/switchyard/switchyard/internal/api"
+	"github.com/switchyard/switchyard/internal/deployconfig"
+	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/logsink"
+	"github.com/switchyard/switchyard/internal/manager"
+	"github.com/switchyard/switchyard/internal/metrics"
+	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,7 +62,7 @@ type serveConfig struct {
 	envFile       string
 	stateDir      string
 	dockerNetwork string
-	policy        s3config.Policy
+	policy        deployconfig.Policy
 
 	// Production HTTP, each in its own file: TLS (serve_tls.go), the
 	// request path's HTTP features (serve_http.go), and the handlers in
@@ -178,7 +178,7 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 		if err := checkAPIAddr(c.apiAddr, c.apiToken); err != nil {
 			return nil, err
 		}
-		if _, err := s3config.ParseLayout(c.layout); err != nil {
+		if _, err := deployconfig.ParseLayout(c.layout); err != nil {
 			return nil, fmt.Errorf("serve: layout: %v", err)
 		}
 		switch c.s3PathStyle {
@@ -314,7 +314,7 @@ func runServe(ctx context.Context, args []string) error {
 // Docker, then the API listener, then adoption or the cold start.
 func startManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, logger zerolog.Logger,
 	wg *sync.WaitGroup, errs chan<- error, cancel context.CancelCauseFunc) error {
-	layout, _ := s3config.ParseLayout(c.layout)
+	layout, _ := deployconfig.ParseLayout(c.layout)
 	if !strings.HasPrefix(c.configs, "s3://") && c.configs == "./configs" {
 		// The embedded default: make the directory so that a first run works.
 		if err := os.MkdirAll(c.configs, 0o755); err != nil {
@@ -322,14 +322,14 @@ func startManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, logger ze
 		}
 	}
 	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
-	src, err := s3config.Open(ctx, c.configs, s3config.OpenOptions{
+	src, err := deployconfig.Open(ctx, c.configs, deployconfig.OpenOptions{
 		Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout})
 	if err != nil {
 		return fmt.Errorf("serve: --configs: %w", err)
 	}
 	var static map[string]string
 	if c.envFile != "" {
-		if static, err = s3config.LoadEnvFile(c.envFile); err != nil {
+		if static, err = deployconfig.LoadEnvFile(c.envFile); err != nil {
 			return fmt.Errorf("serve: --env-file: %w", err)
 		}
 	}

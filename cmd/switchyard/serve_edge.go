@@ -8,7 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/proxy"
+	"github.com/switchyard/switchyard/internal/proxy/compress"
 )
 
 // edgeSettings are the settings of the handlers in front of the proxy:
@@ -57,7 +58,7 @@ func addEdgeSettings(s *settings, e *edgeSettings) {
 		"compress responses with zstd or gzip for clients that accept it (--compress=false: off)")
 	s.integer(&e.compressMin, "compress-min-size", []string{"SWITCHYARD_COMPRESS_MIN_SIZE"}, "1024",
 		"smallest response body compressed, in bytes (without a Content-Length, this much is held back to decide; 0: all)", 0)
-	s.add("compress-types", []string{"SWITCHYARD_COMPRESS_TYPES"}, strings.Join(proxy.DefaultCompressTypes, ","),
+	s.add("compress-types", []string{"SWITCHYARD_COMPRESS_TYPES"}, strings.Join(compress.DefaultTypes, ","),
 		"comma-separated media types compressed: type/subtype, type/*, type/*+suffix (images, video, archives, woff2 and text/event-stream never are)", func(v string) error {
 			e.compressTypes = nil
 			for _, t := range strings.Split(v, ",") {
@@ -80,7 +81,7 @@ func (e *edgeSettings) validate() error {
 		st.Close()
 	}
 	if e.compress {
-		if _, err := proxy.NewCompressor(e.compressConfig(), nil); err != nil {
+		if _, err := compress.New(e.compressConfig(), nil); err != nil {
 			return fmt.Errorf("--compress-types: %w", err)
 		}
 	}
@@ -91,8 +92,8 @@ func (e *edgeSettings) staticConfig() proxy.StaticConfig {
 	return proxy.StaticConfig{Dir: e.staticDir, Prefix: e.staticPrefix, MaxAge: e.staticMaxAge, Headers: e.responseHeaders}
 }
 
-func (e *edgeSettings) compressConfig() proxy.CompressConfig {
-	c := proxy.CompressConfig{MinSize: e.compressMin, Types: e.compressTypes}
+func (e *edgeSettings) compressConfig() compress.Config {
+	c := compress.Config{MinSize: e.compressMin, Types: e.compressTypes}
 	if c.MinSize == 0 {
 		c.MinSize = 1 // 0 means every body here; in CompressConfig it means the default
 	}
@@ -115,7 +116,7 @@ func (e *edgeSettings) wrap(h http.Handler, logger zerolog.Logger) (http.Handler
 			Msg("serving static files")
 	}
 	if e.compress {
-		c, err := proxy.NewCompressor(e.compressConfig(), h)
+		c, err := compress.New(e.compressConfig(), h)
 		if err != nil {
 			return nil, fmt.Errorf("--compress-types: %w", err)
 		}

@@ -16,8 +16,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/switchyard/switchyard/internal/proxy"
+	"github.com/switchyard/switchyard/internal/proxy/compress"
 	"github.com/switchyard/switchyard/internal/testservers"
-	"github.com/switchyard/switchyard/proxy"
 )
 
 func TestParseServeEdge(t *testing.T) {
@@ -32,7 +33,7 @@ func TestParseServeEdge(t *testing.T) {
 	}{
 		{"defaults", []string{"a:1"}, nil, func(t *testing.T, e *edgeSettings) {
 			if e.staticDir != "" || e.staticPrefix != "/" || e.staticMaxAge != time.Hour || !e.compress ||
-				e.compressMin != 1024 || !slices.Equal(e.compressTypes, proxy.DefaultCompressTypes) {
+				e.compressMin != 1024 || !slices.Equal(e.compressTypes, compress.DefaultTypes) {
 				t.Fatalf("%+v", e)
 			}
 		}},

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 // httpSettings are the settings of the proxy's request path beyond issue 3's:

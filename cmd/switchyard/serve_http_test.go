@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 func TestParseHTTPSettings(t *testing.T) {

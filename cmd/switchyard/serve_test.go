@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 func TestParseServe(t *testing.T) {

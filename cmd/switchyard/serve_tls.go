@@ -20,7 +20,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/certs"
+	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 // tlsSettings are the TLS settings of serve: one certificate source (a PEM
@@ -58,7 +59,7 @@ func addTLSSettings(s *settings, t *tlsSettings) {
 		t.acmeDomains = append(t.acmeDomains, splitList(v)...)
 		return nil
 	})
-	s.str(&t.acmeDirectory, "acme-directory", []string{"SWITCHYARD_ACME_DIRECTORY"}, proxy.DefaultACMEDirectory, "ACME directory URL (default: Let's Encrypt production)")
+	s.str(&t.acmeDirectory, "acme-directory", []string{"SWITCHYARD_ACME_DIRECTORY"}, certs.DefaultACMEDirectory, "ACME directory URL (default: Let's Encrypt production)")
 	s.str(&t.acmeEmail, "acme-email", []string{"SWITCHYARD_ACME_EMAIL"}, "", "contact email of the ACME account, for the CA's expiry notices")
 	s.str(&t.acmeCACert, "acme-ca-cert", []string{"SWITCHYARD_ACME_CA_CERT"}, "", "PEM file of an extra root CA to trust for the ACME directory (a private or test CA)")
 	s.str(&t.acmeHTTP, "acme-http-listen", []string{"SWITCHYARD_ACME_HTTP_LISTEN"}, ":80", "with ACME, plain-HTTP address for HTTP-01 challenges and the HTTPS redirect (off: TLS-ALPN-01 only)")
@@ -110,7 +111,7 @@ func (t *tlsSettings) validate() error {
 		return errors.New("tls-hosts names the --auto-tls certificate's hosts: set --auto-tls (AUTO_SSL) too")
 	}
 	if len(t.acmeDomains) == 0 {
-		if t.acmeEmail != "" || t.acmeCACert != "" || t.acmeDirectory != proxy.DefaultACMEDirectory {
+		if t.acmeEmail != "" || t.acmeCACert != "" || t.acmeDirectory != certs.DefaultACMEDirectory {
 			return errors.New("acme-email, acme-ca-cert and acme-directory need --acme-domain")
 		}
 	} else {
@@ -189,43 +190,43 @@ func (t *tlsSettings) setup(ctx context.Context, stateDir string, logger zerolog
 // certificates sets up the certificate source: the TLS config, what SIGHUP
 // does (nil for ACME, which renews by itself), and the ACME source if it is
 // the one.
-func (t *tlsSettings) certificates(stateDir string, log zerolog.Logger) (*tls.Config, func() (*tls.Certificate, error), *proxy.ACME, error) {
+func (t *tlsSettings) certificates(stateDir string, log zerolog.Logger) (*tls.Config, func() (*tls.Certificate, error), *certs.ACME, error) {
 	switch {
 	case t.pem != "" || t.cert != "":
 		certPath, keyPath, what := t.pem, "", "tls-pem"
 		if t.cert != "" {
 			certPath, keyPath, what = t.cert, t.key, "tls-cert/tls-key"
 		}
-		r, err := proxy.NewCertReloader(certPath, keyPath)
+		r, err := certs.NewReloader(certPath, keyPath)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", what, err)
 		}
 		logCertificate(log.Info(), r.Certificate()).Str("file", certPath).Msg("TLS certificate loaded")
 		reload := func() (*tls.Certificate, error) { err := r.Reload(); return r.Certificate(), err }
-		return proxy.TLSConfig(r.GetCertificate), reload, nil, nil
+		return certs.TLSConfig(r.GetCertificate), reload, nil, nil
 	case t.auto:
 		hosts := t.hosts
 		if len(hosts) == 0 {
 			hosts = defaultTLSHosts()
 		}
 		path := filepath.Join(stateDir, "tls", "selfsigned.pem")
-		if _, err := proxy.SelfSigned(hosts, path); err != nil {
+		if _, err := certs.SelfSigned(hosts, path); err != nil {
 			return nil, nil, nil, fmt.Errorf("auto-tls: %w", err)
 		}
-		r, err := proxy.NewCertReloader(path, "")
+		r, err := certs.NewReloader(path, "")
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("auto-tls: %w", err)
 		}
 		logCertificate(log.Info(), r.Certificate()).Str("file", path).Msg("TLS self-signed certificate ready")
 		reload := func() (*tls.Certificate, error) {
 			// Made anew if it is about to expire.
-			if _, err := proxy.SelfSigned(hosts, path); err != nil {
+			if _, err := certs.SelfSigned(hosts, path); err != nil {
 				return r.Certificate(), err
 			}
 			err := r.Reload()
 			return r.Certificate(), err
 		}
-		return proxy.TLSConfig(r.GetCertificate), reload, nil, nil
+		return certs.TLSConfig(r.GetCertificate), reload, nil, nil
 	default:
 		acme, err := t.newACME(stateDir)
 		if err != nil {
@@ -239,7 +240,7 @@ func (t *tlsSettings) certificates(stateDir string, log zerolog.Logger) (*tls.Co
 // ACME, the HTTP-01 challenges (one listener when both have one address).
 // All are opened before any serves, so that a bad address fails the start
 // with nothing left running.
-func (t *tlsSettings) startPlain(ctx context.Context, acme *proxy.ACME, log zerolog.Logger, wg *sync.WaitGroup, errs chan<- error) error {
+func (t *tlsSettings) startPlain(ctx context.Context, acme *certs.ACME, log zerolog.Logger, wg *sync.WaitGroup, errs chan<- error) error {
 	type listen struct{ addr, setting string }
 	var want []listen
 	if acme != nil && t.acmeHTTP != acmeHTTPOff {
@@ -248,7 +249,7 @@ func (t *tlsSettings) startPlain(ctx context.Context, acme *proxy.ACME, log zero
 	if t.redirectListen != "" && (len(want) == 0 || want[0].addr != t.redirectListen) {
 		want = append(want, listen{t.redirectListen, "https-redirect-listen"})
 	}
-	handler := proxy.RedirectHandler(t.redirectPort())
+	handler := certs.RedirectHandler(t.redirectPort())
 	if acme != nil && len(want) > 0 {
 		// HTTP-01 is tried (after TLS-ALPN-01) only with a listener for it.
 		handler = acme.HTTPHandler(handler)
@@ -270,8 +271,8 @@ func (t *tlsSettings) startPlain(ctx context.Context, acme *proxy.ACME, log zero
 	return nil
 }
 
-func (t *tlsSettings) newACME(stateDir string) (*proxy.ACME, error) {
-	c := proxy.ACMEConfig{
+func (t *tlsSettings) newACME(stateDir string) (*certs.ACME, error) {
+	c := certs.ACMEConfig{
 		Domains:      t.acmeDomains,
 		DirectoryURL: t.acmeDirectory,
 		Email:        t.acmeEmail,
@@ -291,7 +292,7 @@ func (t *tlsSettings) newACME(stateDir string) (*proxy.ACME, error) {
 		}
 		c.RootCAs = pool
 	}
-	a, err := proxy.NewACME(c)
+	a, err := certs.NewACME(c)
 	if err != nil {
 		return nil, fmt.Errorf("acme-domain: %w", err)
 	}

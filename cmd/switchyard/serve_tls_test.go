@@ -16,8 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/internal/certs"
 )
 
 func TestParseServeTLS(t *testing.T) {
@@ -28,7 +27,7 @@ func TestParseServeTLS(t *testing.T) {
 		check func(t *testing.T, c *tlsSettings)
 	}{
 		{"off by default", nil, nil, func(t *testing.T, c *tlsSettings) {
-			if c.on() || c.acmeDirectory != proxy.DefaultACMEDirectory || c.acmeHTTP != ":80" || c.redirectListen != "" || c.redirectPort() != "8000" {
+			if c.on() || c.acmeDirectory != certs.DefaultACMEDirectory || c.acmeHTTP != ":80" || c.redirectListen != "" || c.redirectPort() != "8000" {
 				t.Fatalf("%+v", c)
 			}
 		}},
@@ -157,7 +156,7 @@ func TestTLSSetupOff(t *testing.T) {
 func TestTLSSetupPEMReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	pem := filepath.Join(dir, "site.pem")
-	first, err := proxy.SelfSigned([]string{"localhost"}, pem)
+	first, err := certs.SelfSigned([]string{"localhost"}, pem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +174,7 @@ func TestTLSSetupPEMReloadOnSIGHUP(t *testing.T) {
 	if serial() != first.Leaf.SerialNumber.String() {
 		t.Fatal("not the PEM file's certificate")
 	}
-	second, err := proxy.SelfSigned([]string{"localhost", "www.localhost"}, pem)
+	second, err := certs.SelfSigned([]string{"localhost", "www.localhost"}, pem)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/switchyard/switchyard/internal/manager"
+)
+
+// launch is POST /launch.
+func (s *server) launch(w http.ResponseWriter, r *http.Request) {
+	who, id, ok := s.parsePost(w, r, "id")
+	if !ok {
+		return
+	}
+	// r.Context(): the manager detaches what must not be cancelled when the
+	// client leaves (a container half started is cleaned up by it).
+	info, err := s.o.Manager.Launch(r.Context(), id, who)
+	if err != nil {
+		s.writeManagerError(w, r, "launch "+id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// switchTo is POST /switch.
+func (s *server) switchTo(w http.ResponseWriter, r *http.Request) {
+	who, ref, ok := s.parsePost(w, r, "container", "id")
+	if !ok {
+		return
+	}
+	res, err := s.o.Manager.Switch(r.Context(), ref, who)
+	if err != nil {
+		s.writeManagerError(w, r, "switch "+ref, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// rollback is POST /rollback. A body, if any, is ignored.
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
+	who, ok := s.who(w, r)
+	if !ok {
+		return
+	}
+	res, err := s.o.Manager.Rollback(r.Context(), who)
+	if err != nil {
+		s.writeManagerError(w, r, "rollback", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// status is GET /status: 503 when not healthy so that a load balancer can
+// use it as is; the body is the same either way.
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	st := s.o.Manager.Status()
+	code := http.StatusOK
+	if !st.Healthy {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, StatusResponse{Status: st, Version: s.o.Version})
+}
+
+// deployments is GET /deployments[?limit=N].
+func (s *server) deployments(w http.ResponseWriter, r *http.Request) {
+	events := s.o.Manager.History() // newest first
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, KindBadRequest,
+				fmt.Sprintf("limit %q: want a whole number of at least 1", v))
+			return
+		}
+		events = events[:min(n, len(events))]
+	}
+	if events == nil {
+		events = []manager.Event{} // [] rather than null for clients
+	}
+	writeJSON(w, http.StatusOK, DeploymentsResponse{Deployments: events})
+}
+
+// version is GET /version.
+func (s *server) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, VersionResponse{Version: s.o.Version})
+}
+
+// parsePost reads the caller and the reference a POST carries; on failure it
+// has answered 400 (or 413) and returns ok false.
+func (s *server) parsePost(w http.ResponseWriter, r *http.Request, fields ...string) (who, ref string, ok bool) {
+	if who, ok = s.who(w, r); !ok {
+		return "", "", false
+	}
+	ref, err := readRef(w, r, fields...)
+	if err != nil {
+		status := http.StatusBadRequest
+		kind := KindBadRequest
+		if errors.Is(err, errTooLarge) {
+			status, kind = http.StatusRequestEntityTooLarge, KindTooLarge
+		}
+		writeError(w, status, kind, r.URL.Path+": "+err.Error())
+		return "", "", false
+	}
+	return who, ref, true
+}
+
+// who is caller(r), answering 400 when the header is unusable.
+func (s *server) who(w http.ResponseWriter, r *http.Request) (string, bool) {
+	who, err := caller(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, KindBadRequest, err.Error())
+		return "", false
+	}
+	return who, true
+}
+
+// writeJSON writes v indented (people read it with curl) with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		// Only a programming error (an unencodable type) gets here.
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorResponse{Error: "encoding the answer: " + err.Error(), Kind: KindInternal})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,182 @@
+package deployconfig
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults applied by Parse to fields that are absent (or 0).
+const (
+	// DefaultWorkers is how many concurrent requests the app takes when the
+	// config does not say: 4, a small Gunicorn-style worker pool.
+	DefaultWorkers = 4
+	// DefaultHealthPath is the path probed for health.
+	DefaultHealthPath = "/healthcheck"
+	// DefaultHealthInterval is the time between health probes.
+	DefaultHealthInterval = 1 * time.Second
+	// DefaultHealthTimeout is how long one probe may take.
+	DefaultHealthTimeout = 2 * time.Second
+	// DefaultHealthyAfter is how many consecutive successes make a container healthy.
+	DefaultHealthyAfter = 1
+	// DefaultUnhealthyAfter is how many consecutive failures make a running
+	// container unhealthy.
+	DefaultUnhealthyAfter = 3
+	// DefaultStartTimeout is how long a new container has to become healthy.
+	DefaultStartTimeout = 60 * time.Second
+	// DefaultStopSignal is the signal that asks the container to stop.
+	DefaultStopSignal = "SIGTERM"
+	// DefaultStopTimeout is the time between the stop signal and SIGKILL.
+	DefaultStopTimeout = 10 * time.Second
+	// DefaultDrainTimeout is how long a switch waits for the old container's
+	// in-flight requests before stopping it anyway.
+	DefaultDrainTimeout = 30 * time.Second
+)
+
+// Config is one deployment config: what container to run and how to judge
+// and stop it. Parse fills in the defaults and validates it; a Source also
+// sets ID.
+type Config struct {
+	// ID is set by the source: the full lowercase hex SHA-256 of the file's
+	// bytes (the MD5 for wunderproxy-named objects). Not part of the file.
+	ID string `json:"-"`
+	// Image is the Docker image reference to run. Required.
+	Image string `json:"image"`
+	// Port is the container's HTTP port, 1..65535. Required.
+	Port int `json:"port"`
+	// Cmd overrides the image's command. Default: the image's.
+	Cmd []string `json:"cmd,omitempty"`
+	// Env sets container environment variables; it wins over EnvFile.
+	Env map[string]string `json:"env,omitempty"`
+	// EnvFile names keys copied from the operator's static key=value env
+	// file (secrets stay out of S3). A key absent from that file is an error.
+	EnvFile []string `json:"env_file,omitempty"`
+	// Workers is how many concurrent requests the app takes; the proxy
+	// queues the rest. 0 or absent means DefaultWorkers (4).
+	Workers int `json:"workers,omitempty"`
+	// Health says how the container's health is probed.
+	Health Health `json:"health"`
+	// Stop says how the container is stopped and drained.
+	Stop Stop `json:"stop"`
+	// Resources limits the container's memory and CPU. Default: no limits.
+	Resources Resources `json:"resources"`
+	// Labels are added to the container; keys starting "switchyard." are
+	// reserved for switchyard's own labels.
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// The rest are refused unless the operator's Policy allows them.
+
+	// Privileged runs the container privileged. Default false.
+	Privileged bool `json:"privileged,omitempty"`
+	// NetworkMode is "" or "bridge" (the default) or "host".
+	NetworkMode string `json:"network_mode,omitempty"`
+	// Binds are host bind mounts "src:dst[:ro|rw]" with absolute paths.
+	Binds []string `json:"binds,omitempty"`
+	// CapAdd are Linux capabilities added to the container, e.g. "NET_ADMIN".
+	CapAdd []string `json:"cap_add,omitempty"`
+
+	// envFileAll copies every key of the static env file, as wunderproxy
+	// did; only configs in wunderproxy's format set it.
+	envFileAll bool
+}
+
+// Health configures the health probe: GET Path on the container's port.
+type Health struct {
+	// Path is the HTTP path probed; must start with "/". Default "/healthcheck".
+	Path string `json:"path"`
+	// Interval is the time between probes. Default 1s.
+	Interval Duration `json:"interval"`
+	// Timeout is how long one probe may take. Default 2s.
+	Timeout Duration `json:"timeout"`
+	// HealthyAfter is how many consecutive successes make the container
+	// healthy. Default 1.
+	HealthyAfter int `json:"healthy_after"`
+	// UnhealthyAfter is how many consecutive failures make a running
+	// container unhealthy. Default 3.
+	UnhealthyAfter int `json:"unhealthy_after"`
+	// StartTimeout is how long a new container has to become healthy before
+	// the launch fails. Default 60s.
+	StartTimeout Duration `json:"start_timeout"`
+}
+
+// Stop configures how a container is stopped.
+type Stop struct {
+	// Signal asks the container to stop: SIGTERM, SIGINT, SIGQUIT, SIGKILL,
+	// SIGHUP, SIGUSR1, SIGUSR2 or SIGWINCH, with or without "SIG", any case;
+	// Parse normalises it to the SIG form. Default "SIGTERM".
+	Signal string `json:"signal"`
+	// Timeout is the time between the signal and SIGKILL. Default 10s.
+	Timeout Duration `json:"timeout"`
+	// DrainTimeout is how long a switch waits for the old container's
+	// in-flight requests before stopping it. Default 30s.
+	DrainTimeout Duration `json:"drain_timeout"`
+}
+
+// Resources limits a container. Zero values mean no limit.
+type Resources struct {
+	// Memory is the memory limit: bytes ("268435456") or with a binary unit
+	// ("512m", "1g", "1.5GiB"); at least 6m, Docker's minimum. Default: none.
+	Memory string `json:"memory"`
+	// CPUs is the CPU limit in cores, e.g. 0.5; > 0 when set. Default: none.
+	CPUs float64 `json:"cpus"`
+}
+
+// MemoryBytes returns the memory limit in bytes, 0 for none (or, for a
+// config that did not pass Parse, an unparsable value).
+func (r Resources) MemoryBytes() int64 {
+	if r.Memory == "" {
+		return 0
+	}
+	n, err := parseMemory(r.Memory)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// NanoCPUs returns the CPU limit in units of 1e-9 CPUs, as the Docker API
+// wants it; 0 for none.
+func (r Resources) NanoCPUs() int64 {
+	return int64(r.CPUs*1e9 + 0.5)
+}
+
+// Parse parses a config file strictly (unknown fields, type errors and
+// trailing data are errors naming the field), applies the defaults and
+// validates it. It sets no ID. Errors wrap ErrInvalid.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	if err := decodeStrict(data, &c, false); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	c.applyDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// applyDefaults fills in absent fields. Durations that were given (even as
+// 0 or negative) are left for validate to refuse.
+func (c *Config) applyDefaults() {
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	h := &c.Health
+	if h.Path == "" {
+		h.Path = DefaultHealthPath
+	}
+	h.Interval.orDefault(DefaultHealthInterval)
+	h.Timeout.orDefault(DefaultHealthTimeout)
+	h.StartTimeout.orDefault(DefaultStartTimeout)
+	if h.HealthyAfter == 0 {
+		h.HealthyAfter = DefaultHealthyAfter
+	}
+	if h.UnhealthyAfter == 0 {
+		h.UnhealthyAfter = DefaultUnhealthyAfter
+	}
+	s := &c.Stop
+	if s.Signal == "" {
+		s.Signal = DefaultStopSignal
+	}
+	s.Timeout.orDefault(DefaultStopTimeout)
+	s.DrainTimeout.orDefault(DefaultDrainTimeout)
+}

@@ -1,0 +1,191 @@
+package deployconfig
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// problems collects validation errors, each prefixed by its JSON path, so
+// one round trip shows the author everything that is wrong.
+type problems []string
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+}
+
+// stopSignals are the signals a container may be asked to stop with.
+var stopSignals = []string{"SIGTERM", "SIGINT", "SIGQUIT", "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"}
+
+// minMemory is Docker's smallest memory limit; checking it here fails the
+// config at fetch time instead of at container create.
+const minMemory = 6 << 20
+
+// validate checks a defaulted config and normalises Stop.Signal. Errors
+// wrap ErrInvalid and name every bad field.
+func (c *Config) validate() error {
+	var p problems
+	switch {
+	case c.Image == "":
+		p.add("image", "required: the Docker image to run")
+	case hasSpaceOrControl(c.Image):
+		p.add("image", "%q contains whitespace or control characters", c.Image)
+	}
+	switch {
+	case c.Port == 0:
+		p.add("port", "required: the container's HTTP port, 1-65535")
+	case c.Port < 1 || c.Port > 65535:
+		p.add("port", "%d is out of range 1-65535", c.Port)
+	}
+	for _, k := range sortedKeys(c.Env) {
+		if msg := checkEnvKey(k); msg != "" {
+			p.add("env."+k, "%s", msg)
+		}
+		if strings.ContainsRune(c.Env[k], 0) {
+			p.add("env."+k, "value contains a NUL byte")
+		}
+	}
+	for i, k := range c.EnvFile {
+		if msg := checkEnvKey(k); msg != "" {
+			p.add(fmt.Sprintf("env_file[%d]", i), "%q: %s", k, msg)
+		}
+	}
+	if c.Workers < 1 {
+		p.add("workers", "%d: must be >= 1", c.Workers)
+	}
+	c.Health.validate(&p)
+	c.Stop.validate(&p)
+	c.Resources.validate(&p)
+	for _, k := range sortedKeys(c.Labels) {
+		switch {
+		case k == "":
+			p.add("labels", "empty label key")
+		case strings.HasPrefix(strings.ToLower(k), "switchyard."):
+			p.add("labels."+k, "keys starting \"switchyard.\" are reserved for switchyard's own labels")
+		}
+	}
+	switch c.NetworkMode {
+	case "", "bridge", "host":
+	default:
+		p.add("network_mode", "%q: only \"bridge\" (the default) or \"host\"", c.NetworkMode)
+	}
+	for i, b := range c.Binds {
+		if msg := checkBind(b); msg != "" {
+			p.add(fmt.Sprintf("binds[%d]", i), "%q: %s", b, msg)
+		}
+	}
+	for i, capName := range c.CapAdd {
+		if capName == "" || strings.IndexFunc(capName, func(r rune) bool {
+			return r != '_' && !('A' <= r && r <= 'Z') && !('a' <= r && r <= 'z') && !('0' <= r && r <= '9')
+		}) >= 0 {
+			p.add(fmt.Sprintf("cap_add[%d]", i), "%q is not a capability name like NET_ADMIN", capName)
+		}
+	}
+	return p.err()
+}
+
+func (h *Health) validate(p *problems) {
+	switch {
+	case !strings.HasPrefix(h.Path, "/"):
+		p.add("health.path", "%q must start with \"/\"", h.Path)
+	case hasSpaceOrControl(h.Path):
+		p.add("health.path", "%q contains whitespace or control characters", h.Path)
+	}
+	for _, d := range []struct {
+		field string
+		d     Duration
+	}{{"health.interval", h.Interval}, {"health.timeout", h.Timeout}, {"health.start_timeout", h.StartTimeout}} {
+		if msg := d.d.check(); msg != "" {
+			p.add(d.field, "%s", msg)
+		}
+	}
+	if h.HealthyAfter < 1 {
+		p.add("health.healthy_after", "%d: must be >= 1", h.HealthyAfter)
+	}
+	if h.UnhealthyAfter < 1 {
+		p.add("health.unhealthy_after", "%d: must be >= 1", h.UnhealthyAfter)
+	}
+}
+
+func (s *Stop) validate(p *problems) {
+	sig := strings.ToUpper(strings.TrimSpace(s.Signal))
+	if !strings.HasPrefix(sig, "SIG") {
+		sig = "SIG" + sig
+	}
+	if slices.Contains(stopSignals, sig) {
+		s.Signal = sig
+	} else {
+		p.add("stop.signal", "%q: use one of %s (the SIG prefix is optional)", s.Signal, strings.Join(stopSignals, ", "))
+	}
+	if msg := s.Timeout.check(); msg != "" {
+		p.add("stop.timeout", "%s", msg)
+	}
+	if msg := s.DrainTimeout.check(); msg != "" {
+		p.add("stop.drain_timeout", "%s", msg)
+	}
+}
+
+func (r *Resources) validate(p *problems) {
+	if r.Memory != "" {
+		n, err := parseMemory(r.Memory)
+		switch {
+		case err != nil:
+			p.add("resources.memory", "%v", err)
+		case n < minMemory:
+			p.add("resources.memory", "%q is below Docker's minimum of 6m", r.Memory)
+		}
+	}
+	if r.CPUs < 0 {
+		p.add("resources.cpus", "%g: must be > 0", r.CPUs)
+	}
+}
+
+// checkEnvKey returns what is wrong with an environment variable name, or "".
+func checkEnvKey(k string) string {
+	switch {
+	case k == "":
+		return "empty variable name"
+	case strings.ContainsAny(k, "=\x00") || hasSpaceOrControl(k):
+		return "variable names cannot contain '=', whitespace or control characters"
+	}
+	return ""
+}
+
+// checkBind returns what is wrong with a "src:dst[:ro|rw]" bind, or "".
+func checkBind(b string) string {
+	parts := strings.Split(b, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "want src:dst or src:dst:ro"
+	}
+	if len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw" {
+		return "the mode must be ro or rw"
+	}
+	for _, pth := range parts[:2] {
+		if !path.IsAbs(pth) {
+			return "both paths must be absolute"
+		}
+	}
+	return ""
+}
+
+func hasSpaceOrControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

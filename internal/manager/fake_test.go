@@ -1,0 +1,274 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/dockerctl"
+)
+
+// fakeDocker is a unit-test stand-in for the Docker daemon: each "container"
+// is a real HTTP server on loopback, so the proxy and the health checks talk
+// to something real. The real daemon is covered by dockerctl's tests and e2e.
+type fakeDocker struct {
+	mu        sync.Mutex
+	images    map[string]bool // pullable images
+	ctrs      map[string]*fakeCtr
+	n         int
+	created   []string
+	removed   []string
+	stopped   []string
+	events    chan dockerctl.Event
+	pullDelay time.Duration
+	down      bool // daemon unreachable
+}
+
+type fakeCtr struct {
+	spec    dockerctl.Spec
+	id      string
+	srv     *httptest.Server
+	running bool
+	started time.Time
+	healthy bool
+	hold    chan struct{} // when set, /slow waits on it
+}
+
+func newFakeDocker(images ...string) *fakeDocker {
+	f := &fakeDocker{images: map[string]bool{}, ctrs: map[string]*fakeCtr{}, events: make(chan dockerctl.Event, 100)}
+	for _, i := range images {
+		f.images[i] = true
+	}
+	return f
+}
+
+var errDaemonDown = errors.New("Cannot connect to the Docker daemon")
+
+func (f *fakeDocker) check() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errDaemonDown
+	}
+	return nil
+}
+
+func (f *fakeDocker) EnsureImage(ctx context.Context, ref string, progress func(string)) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	time.Sleep(f.pullDelay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.images[ref] {
+		return fmt.Errorf("%w: pull %s: manifest unknown", dockerctl.ErrImagePull, ref)
+	}
+	return nil
+}
+
+func (f *fakeDocker) Create(ctx context.Context, s dockerctl.Spec) (string, error) {
+	if err := f.check(); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	id := fmt.Sprintf("%064x", f.n*7919)
+	c := &fakeCtr{spec: s, id: id, healthy: !envHas(s.Env, "NEVER_HEALTHY=1")}
+	version := envValue(s.Env, "VERSION")
+	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthcheck":
+			f.mu.Lock()
+			ok := c.healthy
+			f.mu.Unlock()
+			if !ok {
+				http.Error(w, "not healthy", 500)
+				return
+			}
+		case "/slow":
+			f.mu.Lock()
+			hold := c.hold
+			f.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
+		}
+		fmt.Fprint(w, version)
+	}))
+	f.ctrs[id] = c
+	f.created = append(f.created, id)
+	return id, nil
+}
+
+func envHas(env []string, kv string) bool {
+	for _, e := range env {
+		if e == kv {
+			return true
+		}
+	}
+	return false
+}
+
+func envValue(env []string, k string) string {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, k+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (f *fakeDocker) get(id string) (*fakeCtr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.ctrs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", dockerctl.ErrNotFound, id)
+	}
+	return c, nil
+}
+
+func (f *fakeDocker) Start(ctx context.Context, id string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	c, err := f.get(id)
+	if err != nil {
+		return err
+	}
+	c.srv.Start()
+	f.mu.Lock()
+	c.running, c.started = true, time.Now()
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeDocker) info(c *fakeCtr) dockerctl.Container {
+	ct := dockerctl.Container{ID: c.id, Name: c.spec.Name, Image: c.spec.Image, Labels: c.spec.Labels,
+		Running: c.running, StartedAt: c.started, State: "exited"}
+	if c.running {
+		ct.State = "running"
+		ct.Addr = c.srv.Listener.Addr().String()
+	}
+	return ct
+}
+
+func (f *fakeDocker) Inspect(ctx context.Context, id string) (dockerctl.Container, error) {
+	if err := f.check(); err != nil {
+		return dockerctl.Container{}, err
+	}
+	c, err := f.get(id)
+	if err != nil {
+		return dockerctl.Container{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.info(c), nil
+}
+
+func (f *fakeDocker) List(ctx context.Context, labels map[string]string) ([]dockerctl.Container, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []dockerctl.Container
+	for i := len(f.created) - 1; i >= 0; i-- {
+		c, ok := f.ctrs[f.created[i]]
+		if !ok {
+			continue
+		}
+		match := true
+		for k, v := range labels {
+			if c.spec.Labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			out = append(out, f.info(c))
+		}
+	}
+	return out, nil
+}
+
+// kill stops a container as if it crashed, with a die event.
+func (f *fakeDocker) kill(id string, code int) {
+	c, _ := f.get(id)
+	f.mu.Lock()
+	c.running = false
+	f.mu.Unlock()
+	c.srv.CloseClientConnections()
+	c.srv.Close()
+	f.events <- dockerctl.Event{ContainerID: id, Action: "die", ExitCode: code, Labels: c.spec.Labels}
+}
+
+func (f *fakeDocker) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := f.get(id)
+	if err != nil {
+		return nil
+	}
+	f.mu.Lock()
+	wasRunning := c.running
+	c.running = false
+	f.stopped = append(f.stopped, id)
+	f.mu.Unlock()
+	if wasRunning {
+		c.srv.Close()
+		f.events <- dockerctl.Event{ContainerID: id, Action: "die", Labels: c.spec.Labels}
+	}
+	return nil
+}
+
+func (f *fakeDocker) Remove(ctx context.Context, id string) error {
+	c, err := f.get(id)
+	if err != nil {
+		return nil
+	}
+	f.mu.Lock()
+	running := c.running
+	c.running = false
+	delete(f.ctrs, id)
+	f.removed = append(f.removed, id)
+	f.mu.Unlock()
+	if running {
+		c.srv.Close()
+	}
+	return nil
+}
+
+func (f *fakeDocker) Logs(ctx context.Context, id string, tail int) (string, error) {
+	return "app: listening\napp: health check failing on purpose", nil
+}
+
+func (f *fakeDocker) Events(ctx context.Context, labels map[string]string) (<-chan dockerctl.Event, <-chan error) {
+	errs := make(chan error)
+	return f.events, errs
+}
+
+func (f *fakeDocker) running() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for id, c := range f.ctrs {
+		if c.running {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (f *fakeDocker) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.ctrs {
+		if c.running {
+			c.srv.Close()
+		}
+	}
+}

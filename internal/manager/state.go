@@ -1,0 +1,98 @@
+package manager
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/deployconfig"
+)
+
+// state is the state file: which container is active, with its config (so
+// that adoption works while the config source is down), and the config to
+// roll back to.
+type state struct {
+	App      string               `json:"app"`
+	Active   string               `json:"active_container,omitempty"`
+	ConfigID string               `json:"active_config,omitempty"`
+	Config   *deployconfig.Config `json:"config,omitempty"`
+	Previous string               `json:"previous_config,omitempty"`
+	Updated  time.Time            `json:"updated"`
+}
+
+func (m *Manager) statePath() string { return filepath.Join(m.o.StateDir, "state.json") }
+
+func (m *Manager) loadState() (state, error) {
+	var st state
+	b, err := os.ReadFile(m.statePath())
+	if os.IsNotExist(err) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("read state file %s: %w", m.statePath(), err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("state file %s is corrupt (%v): move it away to start fresh", m.statePath(), err)
+	}
+	if st.App != "" && st.App != m.o.App {
+		return st, fmt.Errorf("state file %s belongs to app %q, not %q: use another --state-dir", m.statePath(), st.App, m.o.App)
+	}
+	if st.Config != nil {
+		st.Config.ID = st.ConfigID
+	}
+	return st, nil
+}
+
+// saveState writes the state of record; caller holds m.mu.
+func (m *Manager) saveStateLocked() error {
+	st := state{App: m.o.App, Previous: m.previous, Updated: time.Now().UTC()}
+	if d := m.active; d != nil {
+		st.Active, st.ConfigID, st.Config = d.info.ID, d.cfg.ID, d.cfg
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(m.statePath(), append(b, '\n')); err != nil {
+		return fmt.Errorf("write state file %s: %w", m.statePath(), err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data so that a crash leaves either the
+// old or the new content: temp file, fsync, rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

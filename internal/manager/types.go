@@ -1,0 +1,117 @@
+package manager
+
+import (
+	"errors"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/proxy"
+)
+
+// Errors the API maps to status codes. Source and Docker errors keep their
+// own sentinels (deployconfig.ErrNotFound, dockerctl.ErrImagePull, ...) wrapped
+// inside the manager's.
+var (
+	// ErrBusy: another operation (launch, switch, rollback, start-up) is
+	// running. The message says which.
+	ErrBusy = errors.New("another operation is running")
+	// ErrUnhealthy: the launched container did not become healthy (or
+	// exited) within its start timeout. The message carries its last log
+	// lines and health responses.
+	ErrUnhealthy = errors.New("container did not become healthy")
+	// ErrUnknownContainer: a switch named no launched container.
+	ErrUnknownContainer = errors.New("no such launched container")
+	// ErrNoPrevious: rollback with nothing to roll back to.
+	ErrNoPrevious = errors.New("no previous deployment to roll back to")
+	// ErrDocker: the Docker daemon failed or is unreachable.
+	ErrDocker = errors.New("docker")
+)
+
+// Health states of a container.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+	HealthDead      = "dead"
+)
+
+// ContainerInfo describes one container the manager runs.
+type ContainerInfo struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Image    string    `json:"image"`
+	ConfigID string    `json:"config_id"`
+	Addr     string    `json:"addr"`
+	Workers  int       `json:"workers"`
+	Started  time.Time `json:"started"`
+	Health   string    `json:"health"`
+	// InFlight is the proxy's count of requests on it (active or draining).
+	InFlight int64 `json:"in_flight"`
+	// Stats are the proxy's counters for it while it is or was active.
+	Stats *proxy.Snapshot `json:"stats,omitempty"`
+	// Windows are its status codes, shed rate and latencies over the last
+	// minute, 15 minutes and since it became active.
+	Windows *proxy.WindowReport `json:"windows,omitempty"`
+}
+
+// SwitchResult is what a switch (or rollback) did.
+type SwitchResult struct {
+	Active   ContainerInfo  `json:"active"`
+	Previous *ContainerInfo `json:"previous,omitempty"`
+	// Drained says whether the old container's requests all finished before
+	// it was stopped (false: the drain timeout passed).
+	Drained  bool          `json:"drained"`
+	DrainFor time.Duration `json:"drain_ns"`
+}
+
+// Status is the whole state for /status.
+type Status struct {
+	App      string          `json:"app"`
+	Healthy  bool            `json:"healthy"` // an active container that is healthy
+	Active   *ContainerInfo  `json:"active"`
+	Launched []ContainerInfo `json:"launched"`
+	// Replaced is the container the last switch replaced, with its figures,
+	// so that the old and the new version can be compared after a switch.
+	Replaced  *ContainerInfo `json:"replaced,omitempty"`
+	Operation string         `json:"operation,omitempty"` // what is running now
+	Previous  string         `json:"previous_config,omitempty"`
+	Source    string         `json:"source"`
+	Uptime    time.Duration  `json:"uptime_ns"`
+	Started   time.Time      `json:"started"`
+	Proxy     ProxyStatus    `json:"proxy"`
+	// History is the most recent deployment events, newest first (all of
+	// them at /deployments).
+	History []Event `json:"history"`
+}
+
+// ProxyStatus are the proxy-wide figures.
+type ProxyStatus struct {
+	proxy.Snapshot
+	InFlight int64                  `json:"in_flight"`
+	Queued   int                    `json:"queued"`
+	Latency  map[string]Percentiles `json:"latency_ms"` // "queue", "app", "total", since start
+	// Windows are the proxy-wide figures over 1m, 15m and since start.
+	Windows proxy.WindowReport `json:"windows"`
+	// Connections are the client connections by state.
+	Connections proxy.ConnStates `json:"connections"`
+}
+
+// Percentiles of a latency histogram, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+	N   uint64  `json:"count"`
+}
+
+// Event is one entry of the deployment history.
+type Event struct {
+	Time      time.Time     `json:"time"`
+	Action    string        `json:"action"` // launch, switch, rollback, adopt, start, died, unhealthy, healthy
+	Who       string        `json:"who,omitempty"`
+	ConfigID  string        `json:"config_id,omitempty"`
+	Container string        `json:"container,omitempty"`
+	Result    string        `json:"result"` // ok, error
+	Error     string        `json:"error,omitempty"`
+	Duration  time.Duration `json:"duration_ns"`
+}

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ServerConfig sets the client-facing side of Serve.
+type ServerConfig struct {
+	// Handler serves the requests. Default: the Proxy itself; callers put
+	// handlers in front of it (static files, compression) here.
+	Handler http.Handler
+	// TLS, when set, terminates TLS on the listener; with "h2" in its
+	// NextProtos, HTTP/2 is served too.
+	TLS *tls.Config
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	// Default DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Default
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// ShutdownTimeout is how long a graceful stop waits for in-flight
+	// requests. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Serve serves the proxy on ln until ctx ends, then stops accepting and
+// waits for in-flight requests up to the shutdown timeout. It returns nil
+// after a clean stop.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) error {
+	if sc.ReadHeaderTimeout == 0 {
+		sc.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if sc.IdleTimeout == 0 {
+		sc.IdleTimeout = DefaultIdleTimeout
+	}
+	if sc.ShutdownTimeout == 0 {
+		sc.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if sc.Handler == nil {
+		sc.Handler = p
+	}
+	if sc.TLS != nil {
+		ln = tls.NewListener(ln, sc.TLS)
+	}
+	srv := &http.Server{
+		Handler:           sc.Handler,
+		TLSConfig:         sc.TLS,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       connContext,
+		ErrorLog:          p.errLog,
+	}
+	if !p.cfg.DisableStats {
+		srv.ConnState = p.connState // for Connections
+	}
+	srv.RegisterOnShutdown(func() {
+		p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).
+			Msg("proxy stopping: finishing in-flight requests")
+	})
+	return ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
+}
+
+// ServeUntil serves srv on ln until ctx ends, then shuts it down gracefully:
+// it stops accepting and waits up to timeout for the requests in flight
+// (net/http's Shutdown; past the timeout the rest are closed). It returns
+// only once srv.Serve has returned and Shutdown is done, so that the caller
+// may release what the handlers use, and nil after a clean stop. Every
+// server of switchyard runs this way, each owned by the one goroutine that
+// called ServeUntil.
+func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	// Serve returns ErrServerClosed as soon as Shutdown starts; Shutdown
+	// returns when the requests in flight are done.
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), serr)
+	}
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("graceful stop on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
