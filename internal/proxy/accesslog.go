@@ -172,11 +172,34 @@ func appendMs(b []byte, d time.Duration, reached bool) []byte {
 	return strconv.AppendInt(b, d.Milliseconds(), 10)
 }
 
+// appendStr appends s, or "-" when it is empty. The text log's fields are
+// separated by spaces and some are quoted, so a client must not be able to
+// forge fields with what it sends (a request id, a URI): quotes, the
+// backslash, spaces, control characters and bytes past ASCII are written as
+// \xHH, as nginx's escape=default does.
 func appendStr(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '-')
 	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return appendEscaped(b, s)
+		}
+	}
 	return append(b, s...)
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 func (e *entry) appendCode(b []byte, code string) []byte {

@@ -30,20 +30,10 @@ const spoolChunk = 32 << 10
 // allocate.
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, spoolChunk); return &b }}
 
-var (
-	errBodyTooLarge = errors.New("request body too large")
-	errSpoolClosed  = errors.New("body buffer closed")
-)
+var errSpoolClosed = errors.New("body buffer closed")
 
 // spoolFiles counts the spill files open now (tests).
 var spoolFiles atomic.Int64
-
-// bufferError is a failure of the buffer itself (the spill file), not of
-// either peer.
-type bufferError struct{ err error }
-
-func (e *bufferError) Error() string { return "buffer: " + e.err.Error() }
-func (e *bufferError) Unwrap() error { return e.err }
 
 // spool holds one body: memory first, then a file.
 type spool struct {
@@ -237,15 +227,14 @@ func hasBody(r *http.Request) bool {
 }
 
 // takeBody applies the body limit and, when requests are buffered, reads the
-// body whole before the request asks for a worker slot. It returns the
-// buffered body (nil if none) or, when the body is refused, the status and
-// reason to answer with.
-func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, stream bool) (*spool, int, string) {
+// body whole (into rec.body) before the request asks for a worker slot. An
+// error says why the body is refused.
+func (p *Proxy) takeBody(rec *recorder, r *http.Request, stream bool) error {
 	if !hasBody(r) {
-		return nil, 0, ""
+		return nil
 	}
 	if p.cfg.MaxBody > 0 && r.ContentLength > p.cfg.MaxBody {
-		return nil, http.StatusRequestEntityTooLarge, errBodyTooLarge.Error()
+		return errBodyTooLarge
 	}
 	if stream || !p.cfg.BufferRequests {
 		// The transport may still be reading the body (its last read looks
@@ -253,31 +242,29 @@ func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, 
 		// then discard and close the body under it, and the transport
 		// would drop the app connection mid-response. Full duplex leaves
 		// the body to the transport.
-		_ = http.NewResponseController(w).EnableFullDuplex()
+		_ = http.NewResponseController(rec.ResponseWriter).EnableFullDuplex()
 		if p.cfg.MaxBody > 0 && r.ContentLength < 0 {
 			rec.limited = &limitedBody{ReadCloser: r.Body, left: p.cfg.MaxBody}
 			r.Body = rec.limited
 		}
-		return nil, 0, ""
+		return nil
 	}
 	s := &spool{}
 	s.init(&p.cfg)
-	s.dl.init(w, r, p.cfg.ClientBodyTimeout)
-	err := s.readFrom(&s.dl)
-	if err != nil {
+	s.dl.init(rec.ResponseWriter, r, p.cfg.ClientBodyTimeout)
+	if err := s.readFrom(&s.dl); err != nil {
 		// Leave the read deadline in the past: net/http's attempt to
 		// discard the rest of the body after the handler fails at once.
 		s.dl.set(time.Now())
 		s.close()
-		code, reason := bodyError(r, err)
-		return nil, code, reason
+		return bodyError(r, err)
 	}
 	s.dl.set(time.Time{})
 	s.dl = bodyDeadline{}
 	if s.n == 0 { // an empty chunked body
 		s.close()
 		r.Body, r.ContentLength = http.NoBody, 0
-		return nil, 0, ""
+		return nil
 	}
 	s.rd.s = s
 	r.Body = &s.rd
@@ -287,24 +274,22 @@ func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, 
 	r.Trailer = nil
 	// The body is here: the app has nothing to agree to.
 	delete(r.Header, "Expect")
-	return s, 0, ""
+	rec.body = s
+	return nil
 }
 
-// bodyError maps a failure to read the request body to an answer.
-func bodyError(r *http.Request, err error) (int, string) {
-	var be *bufferError
+// bodyError names a failure to read the request body.
+func bodyError(r *http.Request, err error) error {
 	var ne net.Error
 	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.As(err, &be):
-		return http.StatusInternalServerError, "request " + be.Error()
+	case errors.Is(err, errBodyTooLarge), errors.Is(err, errBufferFailed), errors.Is(err, errBuffersFull):
+		return err
 	case errors.As(err, &ne) && ne.Timeout():
-		return http.StatusRequestTimeout, "client body timeout"
+		return errBodyTimeout
 	case r.Context().Err() != nil, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.As(err, &ne):
-		return statusClientClosed, "client closed while sending the body"
+		return errLeftBody
 	}
-	return http.StatusBadRequest, "bad request body: " + err.Error()
+	return fmt.Errorf("%w: %w", errBadBody, err)
 }
 
 // bodyDeadline reads a request body with a read deadline renewed before

@@ -23,8 +23,11 @@ type backend struct {
 	peak     atomic.Int64
 	served   atomic.Int64
 	hold     chan struct{} // when non-nil, /hold requests wait for a receive
-	mu       sync.Mutex
-	order    []string // values of ?n= in arrival order
+	// /block requests wait for a receive from block and nothing else: a
+	// gunicorn sync worker, which never notices that its client left.
+	block chan struct{}
+	mu    sync.Mutex
+	order []string // values of ?n= in arrival order
 }
 
 func newBackend(t testing.TB, name string) *backend {
@@ -54,7 +57,13 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		case <-b.hold:
 		case <-r.Context().Done():
 		}
-	case "/sleep":
+	case "/block":
+		<-b.block
+	case "/sleep": // ignores its client too
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+	case "/read": // reads the whole body, then sleeps ?d
+		io.Copy(io.Discard, r.Body)
 		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
 		time.Sleep(d)
 	case "/headers":

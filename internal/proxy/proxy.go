@@ -21,9 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +51,12 @@ const (
 	// DefaultClientSendTimeout is the longest wait for a client to take the
 	// next bytes of a buffered response (nginx's send_timeout).
 	DefaultClientSendTimeout = 60 * time.Second
+	// DefaultHTTP2MaxStreams is the most concurrent streams one HTTP/2
+	// connection may open.
+	DefaultHTTP2MaxStreams = 100
+	// DefaultHealthInFlight is the most health-path requests that skip the
+	// queue at once.
+	DefaultHealthInFlight = 2
 )
 
 // Config sets up a Proxy.
@@ -65,9 +69,14 @@ type Config struct {
 	QueueSize int
 	// Discipline orders the queue: DisciplineFIFO (default) or DisciplineLIFO.
 	Discipline string
-	// HealthPath is the path whose requests skip the queue. Default
-	// DefaultHealthPath.
+	// HealthPath is the path whose GET and HEAD requests skip the queue
+	// (at most HealthInFlight at once). Default DefaultHealthPath.
 	HealthPath string
+	// HealthInFlight is the most health-path requests that skip the queue
+	// at once, so that the bypass cannot be used to overload the app; past
+	// it a health request waits in the queue as any other. 0:
+	// DefaultHealthInFlight; negative: none skip.
+	HealthInFlight int
 	// Scheme, when set, is sent as X-Forwarded-Proto instead of the
 	// connection's own (http, or https under TLS).
 	Scheme string
@@ -125,6 +134,10 @@ type Config struct {
 	// Default DefaultClientSendTimeout.
 	ClientSendTimeout time.Duration
 
+	// HTTP2MaxStreams is the most concurrent streams (requests) one HTTP/2
+	// connection may have. Default DefaultHTTP2MaxStreams.
+	HTTP2MaxStreams int
+
 	// DisableStats turns off the counters, their windows and the connection
 	// states (Stats, Report and Connections stay at zero, but for the queue
 	// length). It exists to measure what they cost (bench_test.go); default
@@ -136,6 +149,7 @@ type Config struct {
 type Proxy struct {
 	cfg    Config
 	adm    admission
+	health healthGate // places on the health path
 	fwd    forwarded
 	ids    *requestIDs
 	stats  Stats
@@ -143,6 +157,7 @@ type Proxy struct {
 	errLog *log.Logger
 
 	current atomic.Pointer[Target] // mirror of adm.active for lock-free readers
+	targets targetSet              // every target that may have requests in flight
 
 	notFound string // the body of the 404 outside the prefix
 
@@ -189,8 +204,20 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 	if cfg.HealthPath == "" {
 		cfg.HealthPath = DefaultHealthPath
 	}
+	switch {
+	case cfg.HealthInFlight == 0:
+		cfg.HealthInFlight = DefaultHealthInFlight
+	case cfg.HealthInFlight < 0:
+		cfg.HealthInFlight = 0
+	}
 	if !strings.HasPrefix(cfg.HealthPath, "/") {
 		return nil, fmt.Errorf("health path %q: must start with /", cfg.HealthPath)
+	}
+	if cfg.HTTP2MaxStreams == 0 {
+		cfg.HTTP2MaxStreams = DefaultHTTP2MaxStreams
+	}
+	if cfg.HTTP2MaxStreams < 0 {
+		return nil, fmt.Errorf("HTTP/2 max streams %d: must be positive", cfg.HTTP2MaxStreams)
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
@@ -206,10 +233,8 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 	default:
 		return nil, fmt.Errorf("scheme %q: want http or https", cfg.Scheme)
 	}
-	for _, h := range cfg.ResponseHeaders {
-		if h.Name == "" || strings.ContainsAny(h.Name, " :\r\n") || strings.ContainsAny(h.Value, "\r\n") {
-			return nil, fmt.Errorf("response header %q: invalid name or value", h.Name)
-		}
+	if err := checkHeaders(cfg.ResponseHeaders); err != nil {
+		return nil, err
 	}
 	disc, err := newDiscipline(cfg.Discipline)
 	if err != nil {
@@ -233,6 +258,7 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 	if cfg.Logger != nil {
 		p.log = *cfg.Logger
 	}
+	p.health.max = int32(cfg.HealthInFlight)
 	p.notFound = "404 Not Found: this server serves " + prefix + "/ only\n"
 	p.errLog = log.New(zerologWriter{p.log}, "", 0)
 	p.clock, p.interval, p.since = sm.now, sm.interval, sm.now()
@@ -315,258 +341,3 @@ func (p *Proxy) Stats() *Stats { return &p.stats }
 
 // Queued is the number of requests waiting for a worker slot.
 func (p *Proxy) Queued() int { return p.adm.queued() }
-
-// ServeHTTP admits, forwards, logs and counts one request: prefix, body
-// (buffered before admission), a worker slot (or none for the health path
-// and upgrades), the app's response (buffered, then the slot released
-// before the client gets it), one log line.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := recorderPool.Get().(*recorder)
-	*rec = recorder{ResponseWriter: w, cfg: &p.cfg}
-	if !p.cfg.DisableStats {
-		rec.phases = &p.phases
-	}
-	e := p.begin(r, start)
-
-	appPath, ok := stripPrefix(p.cfg.Prefix, r.URL.Path)
-	if !ok {
-		rec.fail(http.StatusNotFound, errOutsidePrefix.Error(), p.notFound, p.cfg.ResponseHeaders)
-		p.finish(rec, r, nil, &e, errOutsidePrefix)
-		return
-	}
-	upgrade := isUpgrade(r)
-	bypass := upgrade || appPath == p.cfg.HealthPath
-	stream := upgrade || (len(p.cfg.NoBufferPrefixes) > 0 && p.unbuffered(appPath))
-	rec.bufferable = p.cfg.BufferResponses && !stream && r.Method != http.MethodHead
-
-	body, code, reason := p.takeBody(w, r, rec, stream)
-	if code != 0 {
-		p.refuseBody(rec, code, reason)
-		p.finish(rec, r, nil, &e, errBodyRefused)
-		return
-	}
-	queueStart := start
-	if body != nil { // the time reading the body is the request's, not the queue's
-		queueStart = time.Now()
-		e.read = queueStart.Sub(e.start)
-	}
-
-	t, admitErr := p.admit(r, bypass, queueStart, &e)
-	held := t != nil // the slot (or the bypass reference) is not yet released
-	if held {
-		rec.enter(phaseInApp)
-	}
-
-	// Finish even when ReverseProxy panics with http.ErrAbortHandler (a
-	// broken response body): the slot must come back and the line be written.
-	defer func() {
-		if held {
-			p.release(t, bypass)
-		}
-		body.close()
-		rec.resp.close()
-		if rec.up != nil {
-			t.removeUpgraded(rec.up)
-			rec.bytes += rec.up.out.Load()
-		}
-		if v := recover(); v != nil {
-			if rec.reason == "" {
-				rec.reason = fmt.Sprint("aborted: ", v)
-			}
-			p.finish(rec, r, t, &e, admitErr)
-			panic(v)
-		}
-		p.finish(rec, r, t, &e, admitErr)
-	}()
-
-	switch {
-	case admitErr != nil:
-		p.refuse(rec, r, admitErr)
-	case t.down.Load():
-		rec.fail(http.StatusBadGateway, "target down", "502 Bad Gateway: the app is not running\n", p.cfg.ResponseHeaders)
-	default:
-		p.forward(rec, r, t, bypass, upgrade, &held)
-	}
-}
-
-// forward sends r to t and its answer to the client. A buffered answer is
-// sent after the slot (or reference) is released, and *held cleared.
-func (p *Proxy) forward(rec *recorder, r *http.Request, t *Target, bypass, upgrade bool, held *bool) {
-	if upgrade {
-		rec.target = t
-	}
-	p.roundTrip(rec, r, t)
-	if !rec.buffering {
-		return
-	}
-	// The app's whole response is in hand and its worker free: let the
-	// next request in (and the drain go on) before the client, however
-	// slow, gets the response.
-	p.release(t, bypass)
-	*held = false
-	rec.sendBuffered(p.cfg.ClientSendTimeout)
-}
-
-// begin starts the request's log entry (its first byte, the time reading
-// its headers) and gives it a request id.
-func (p *Proxy) begin(r *http.Request, start time.Time) entry {
-	e := entry{start: start}
-	if tc := trackedFrom(r.Context()); tc != nil && r.ProtoMajor == 1 {
-		if fb := tc.firstByte.Swap(0); fb != 0 {
-			e.start = time.Unix(0, fb)
-		}
-		e.conn = tc
-	}
-	e.read = start.Sub(e.start)
-	if r.Header.Get("X-Request-Id") == "" {
-		r.Header["X-Request-Id"] = []string{p.ids.next()}
-	}
-	return e
-}
-
-// admit takes a worker slot of the active target, waiting in the queue, or
-// for the health path and upgrades (bypass) only a reference on it.
-func (p *Proxy) admit(r *http.Request, bypass bool, queueStart time.Time, e *entry) (*Target, error) {
-	if bypass {
-		if t := p.adm.acquireBypass(); t != nil {
-			return t, nil
-		}
-		return nil, errNoTarget
-	}
-	t, err := p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
-	e.queued = true
-	e.queue = time.Since(queueStart)
-	return t, err
-}
-
-// release gives back a slot taken by acquire, or a bypass reference.
-func (p *Proxy) release(t *Target, bypass bool) {
-	if bypass {
-		t.release()
-	} else {
-		p.adm.release(t)
-	}
-}
-
-// roundTrip forwards r to t. A response whose body breaks while it is being
-// buffered has not reached the client: it is answered with a 502 (499 when
-// the client left) instead of the connection being aborted.
-func (p *Proxy) roundTrip(rec *recorder, r *http.Request, t *Target) {
-	defer func() {
-		if !rec.buffering {
-			return // not recovered: the panic goes on
-		}
-		v := recover()
-		if v == nil {
-			return
-		}
-		if v != http.ErrAbortHandler {
-			panic(v)
-		}
-		err := rec.resp.err
-		rec.discardBuffered()
-		var be *bufferError
-		switch {
-		case r.Context().Err() != nil:
-			rec.reason, rec.status = "client closed request", statusClientClosed
-		case errors.As(err, &be):
-			rec.fail(http.StatusInternalServerError, "response "+be.Error(),
-				"500 Internal Server Error: the proxy could not buffer the response\n", p.cfg.ResponseHeaders)
-		default:
-			rec.fail(http.StatusBadGateway, "upstream error: broken response body",
-				"502 Bad Gateway: the app's response broke off\n", p.cfg.ResponseHeaders)
-		}
-	}()
-	t.rp.ServeHTTP(rec, r)
-}
-
-var errBodyRefused = errors.New("request body refused")
-
-// refuseBody answers a request whose body is over the limit, too slow or
-// broken; the connection is closed after it. A client that left gets
-// nothing.
-func (p *Proxy) refuseBody(rec *recorder, code int, reason string) {
-	if code == statusClientClosed {
-		rec.reason, rec.status = reason, code
-		return
-	}
-	rec.Header().Set("Connection", "close")
-	rec.fail(code, reason, strconv.Itoa(code)+" "+http.StatusText(code)+": "+reason+"\n", p.cfg.ResponseHeaders)
-}
-
-// refuse answers a request that got no worker slot.
-func (p *Proxy) refuse(rec *recorder, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, errQueueTimeout), errors.Is(err, errQueueFull):
-		rec.Header().Set("Retry-After", "1")
-		rec.fail(http.StatusServiceUnavailable, err.Error(),
-			"503 Service Unavailable: the app is busy, retry shortly\n", p.cfg.ResponseHeaders)
-	case errors.Is(err, errNoTarget):
-		rec.Header().Set("Retry-After", "1")
-		rec.fail(http.StatusServiceUnavailable, err.Error(),
-			"503 Service Unavailable: no app is running yet\n", p.cfg.ResponseHeaders)
-	default: // the client left while queued
-		rec.reason = "client left while queued"
-		rec.status = statusClientClosed
-	}
-}
-
-// finish records the request in the stats and the access log.
-func (p *Proxy) finish(rec *recorder, r *http.Request, t *Target, e *entry, admitErr error) {
-	end := time.Now()
-	rec.enter(phaseNone)
-	e.all = end.Sub(e.start)
-	if tc := e.conn; tc != nil { // bytes read for this request, known once the body is consumed
-		n := tc.read.Load()
-		e.in = n - tc.mark
-		tc.mark = n
-	}
-	if e.in == 0 && r.ContentLength > 0 {
-		e.in = r.ContentLength
-	}
-	e.status = rec.status
-	if e.status == 0 {
-		e.status = statusClientClosed
-	}
-	e.out = rec.bytes
-	e.reason = rec.reason
-	if admitErr == nil && !rec.headerAt.IsZero() && rec.reason == "" {
-		e.gotApp = true
-		e.app = rec.headerAt.Sub(e.start) - e.read - e.queue
-	}
-	shed := admitErr != nil && e.status == http.StatusServiceUnavailable
-	app := time.Duration(-1)
-	if e.gotApp {
-		app = e.app
-	}
-	if !p.cfg.DisableStats {
-		p.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
-		st := t
-		if shed && st == nil {
-			// A shed request waited for the active target's workers: it
-			// counts in that target's shed rate.
-			st = p.current.Load()
-		}
-		if st != nil {
-			st.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
-		}
-	}
-	if t != nil {
-		e.target, e.targetAddr = t.id, t.addr
-	}
-	if rec.failed {
-		p.log.Warn().Str("request_id", r.Header.Get("X-Request-Id")).Str("target", e.target).
-			Int("status", e.status).Str("reason", rec.reason).Msg("upstream failed")
-	}
-	if l := p.cfg.AccessLog; l != nil {
-		e.client = hostOnly(r.RemoteAddr)
-		e.method = r.Method
-		e.uri = r.RequestURI
-		e.proto = r.Proto
-		e.id = r.Header.Get("X-Request-Id")
-		l.write(e)
-	}
-	*rec = recorder{}
-	recorderPool.Put(rec)
-}

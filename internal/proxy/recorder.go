@@ -1,10 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,33 +14,56 @@ import (
 // http.ResponseController (used by ReverseProxy to flush and to hijack for
 // upgrades) reaches the real writer.
 //
-// With response buffering it also holds the app's response: WriteHeader and
+// It also carries the rest of one request's state through ServeHTTP, so
+// that the whole of it comes from one pool: its fields are grouped by the
+// file that owns them.
+//
+// With response buffering it holds the app's response: WriteHeader and
 // Write go into resp instead of to the client, and sendBuffered sends them
-// once the app is done and its worker slot is released.
+// once the app is done and its worker slot is released. When the client
+// has left before the app answered, the answer is discarded instead.
 type recorder struct {
 	http.ResponseWriter
-	status   int
-	bytes    int64
-	headerAt time.Time
-	reason   string // why the proxy answered itself (for the log)
-	failed   bool   // the proxy made a 502/504
+	p *Proxy
 
-	phases *atomic.Uint64 // the proxy's request phases; nil with stats off
-	phase  uint64         // this request's part in them
+	// recorder.go: what the client got.
+	status     int
+	bytes      int64
+	headerAt   time.Time
+	reason     string // why the proxy answered itself (for the log)
+	failed     bool   // the proxy made a 502/504
+	discarding bool   // the client left before the answer: drop it
+	discarded  int64
 
-	// Response buffering (buffer.go).
-	cfg        *Config
+	// request.go: the request's way through the proxy.
+	client context.Context // the client's request context; the app's is detached
+	e      entry           // its access-log line
+	lease  lease           // what it holds on its target
+	target *Target         // the target it was admitted to
+	upErr  error           // the failed round trip (answer.go's upstreamError)
+	stream *limitListener  // an HTTP/2 stream counted against its connection limit
+
+	// connstate.go: the proxy's request phases (nil with stats off) and
+	// this request's part in them.
+	phases *atomic.Uint64
+	phase  uint64
+
+	// buffer.go: the request body and the app's response while buffered.
+	body       *spool // the buffered request body, or nil
+	limited    *limitedBody
 	bufferable bool  // this request's response may be buffered
 	buffering  bool  // resp holds the app's response, nothing is sent yet
 	code       int   // the app's status, sent by sendBuffered
 	resp       spool // the app's response body while buffering
-	limited    *limitedBody
 
-	// Upgrades (upgrade.go): the target to register a hijacked connection
-	// with, and that connection.
-	target *Target
-	up     *upgradedConn
+	// upgrade.go: the connection after a protocol switch.
+	up *upgradedConn
 }
+
+// discardLimit is how much of an answer nobody waits for is read from the
+// app (so that its connection can serve again) before the proxy closes the
+// connection instead.
+const discardLimit = 256 << 10
 
 // enter moves the request to phase ph (phaseNone when it ends).
 func (r *recorder) enter(ph uint64) {
@@ -49,8 +72,6 @@ func (r *recorder) enter(ph uint64) {
 		r.phase = ph
 	}
 }
-
-var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 
 func (r *recorder) WriteHeader(code int) {
 	if r.buffering {
@@ -61,10 +82,17 @@ func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 		r.headerAt = time.Now()
+		if r.target != nil && r.client.Err() != nil {
+			// The client left while the app worked: the app's answer is
+			// read (the slot is held until then) and dropped.
+			r.discarding = true
+			r.status, r.reason = statusClientClosed, errDiscarded.Error()
+			return
+		}
 		if r.bufferable && code >= 200 && bufferableHeader(r.ResponseWriter.Header()) {
 			r.buffering = true
 			r.code = code
-			r.resp.init(r.cfg)
+			r.resp.init(&r.p.cfg)
 			return
 		}
 		r.enter(phaseWriting)
@@ -91,6 +119,12 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.WriteHeader(http.StatusOK)
 	}
+	if r.discarding {
+		if r.discarded += int64(len(b)); r.discarded > discardLimit {
+			return 0, errClientGone
+		}
+		return len(b), nil
+	}
 	if r.buffering {
 		if r.resp.max == 0 || r.resp.n+int64(len(b)) <= r.resp.max {
 			return r.resp.Write(b)
@@ -109,7 +143,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 // FlushError is a no-op while buffering (ReverseProxy flushes streamed
 // responses after every write); otherwise it flushes the client's writer.
 func (r *recorder) FlushError() error {
-	if r.buffering {
+	if r.buffering || r.discarding {
 		return nil
 	}
 	return http.NewResponseController(r.ResponseWriter).Flush()

@@ -42,6 +42,7 @@ type Target struct {
 
 	rp      *httputil.ReverseProxy
 	tr      closeIdler
+	conns   upstreamConns // its connections to the app
 	stats   *Stats
 	windows *Windows // sampled by the proxy's sampler
 	since   time.Time
