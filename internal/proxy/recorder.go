@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -100,21 +98,6 @@ func (r *recorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// bufferableHeader is false for responses that must stream: server-sent
-// events, and responses with trailers (they need chunked encoding).
-func bufferableHeader(h http.Header) bool {
-	if _, ok := h["Trailer"]; ok {
-		return false
-	}
-	if ct := h["Content-Type"]; len(ct) > 0 {
-		const sse = "text/event-stream"
-		if v := strings.TrimSpace(ct[0]); len(v) >= len(sse) && strings.EqualFold(v[:len(sse)], sse) {
-			return false
-		}
-	}
-	return true
-}
-
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.WriteHeader(http.StatusOK)
@@ -153,106 +136,6 @@ func (r *recorder) FlushError() error {
 func (r *recorder) Flush() { _ = r.FlushError() }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// unbuffer sends the buffered head of a response that grew past the limit
-// and switches to passing writes through.
-func (r *recorder) unbuffer() error {
-	r.buffering = false
-	r.enter(phaseWriting)
-	r.ResponseWriter.WriteHeader(r.code)
-	_, err := r.writeSpool(0)
-	r.resp.close()
-	return err
-}
-
-// sendBuffered sends the buffered response to the client. The app is done
-// with it: the caller has released the worker slot. The client must take
-// each piece of a response over one chunk (32 KiB) within timeout (0: no
-// limit), else the connection is dropped; a smaller one goes to the socket
-// buffer in one write, as an unbuffered response would.
-func (r *recorder) sendBuffered(timeout time.Duration) {
-	r.buffering = false
-	h := r.ResponseWriter.Header()
-	if _, ok := h["Content-Length"]; !ok && bodyAllowed(r.code) {
-		// The length is known now, even when the app streamed.
-		h["Content-Length"] = []string{strconv.FormatInt(r.resp.n, 10)}
-	}
-	r.enter(phaseWriting)
-	if r.resp.n <= spoolChunk {
-		timeout = 0
-	}
-	rc := http.NewResponseController(r.ResponseWriter)
-	if timeout > 0 {
-		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-	}
-	r.ResponseWriter.WriteHeader(r.code)
-	if _, err := r.writeSpool(timeout); err == nil && timeout > 0 {
-		// Push out what net/http still holds while the deadline stands,
-		// then clear it: the connection may serve another request.
-		_ = rc.Flush()
-	}
-	if timeout > 0 {
-		_ = rc.SetWriteDeadline(time.Time{})
-	}
-	r.resp.close()
-}
-
-// writeSpool writes resp to the client, renewing the write deadline before
-// each piece when timeout > 0.
-func (r *recorder) writeSpool(timeout time.Duration) (int64, error) {
-	s := &r.resp
-	var rc *http.ResponseController
-	if timeout > 0 {
-		rc = http.NewResponseController(r.ResponseWriter)
-	}
-	var bp *[]byte // for the part in the file
-	var off int64
-	var err error
-	for off < s.n && err == nil {
-		var piece []byte
-		if off < s.memN {
-			piece = s.chunk(off)
-		} else {
-			if bp == nil {
-				bp = chunkPool.Get().(*[]byte)
-			}
-			var n int
-			if n, err = s.readAt((*bp)[:spoolChunk], off); n == 0 {
-				break
-			}
-			piece = (*bp)[:n]
-		}
-		if rc != nil && off > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-		}
-		var n int
-		n, err = r.ResponseWriter.Write(piece)
-		r.bytes += int64(n)
-		off += int64(n)
-	}
-	if bp != nil {
-		chunkPool.Put(bp)
-	}
-	return off, err
-}
-
-// bodyAllowed is net/http's bodyAllowedForStatus.
-func bodyAllowed(code int) bool {
-	switch {
-	case code >= 100 && code <= 199, code == http.StatusNoContent, code == http.StatusNotModified:
-		return false
-	}
-	return true
-}
-
-// discardBuffered forgets a response being buffered (the app's body broke):
-// the proxy answers instead.
-func (r *recorder) discardBuffered() {
-	r.buffering = false
-	r.resp.close()
-	clear(r.ResponseWriter.Header())
-	r.status, r.headerAt = 0, time.Time{}
-}
 
 // fail answers with a short plain-text error made by the proxy.
 func (r *recorder) fail(code int, reason, body string, extra []Header) {
