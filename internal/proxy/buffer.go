@@ -53,7 +53,7 @@ func (p *Proxy) takeBody(rec *recorder, r *http.Request, stream bool) error {
 		return nil
 	}
 	s := &spool{}
-	s.init(&p.cfg)
+	s.init(&p.cfg, &p.bufs)
 	s.dl.init(rec.ResponseWriter, r, p.cfg.ClientBodyTimeout)
 	if err := s.readFrom(&s.dl); err != nil {
 		// Leave the read deadline in the past: net/http's attempt to
@@ -176,6 +176,12 @@ func (c *Config) bufferDefaults() error {
 	}
 	if c.BufferMemory == 0 {
 		c.BufferMemory = DefaultBufferMemory
+	}
+	if c.BufferTotalMemory == 0 {
+		c.BufferTotalMemory = DefaultBufferTotalMemory
+	}
+	if c.BufferTotalDisk == 0 {
+		c.BufferTotalDisk = DefaultBufferTotalDisk
 	}
 	if c.BufferMemory < 0 {
 		return fmt.Errorf("buffer memory %d: must be positive", c.BufferMemory)

@@ -54,6 +54,14 @@ const (
 	// DefaultHTTP2MaxStreams is the most concurrent streams one HTTP/2
 	// connection may open.
 	DefaultHTTP2MaxStreams = 100
+	// DefaultQueueSize is the most requests waiting for a worker at once.
+	DefaultQueueSize = 1000
+	// DefaultBufferTotalMemory is the memory all buffered bodies together
+	// may hold; past it they spill to files.
+	DefaultBufferTotalMemory = 128 << 20
+	// DefaultBufferTotalDisk is what all spill files together may hold;
+	// past it a request body is refused (503) and a response streamed.
+	DefaultBufferTotalDisk = 1 << 30
 	// DefaultHealthInFlight is the most health-path requests that skip the
 	// queue at once.
 	DefaultHealthInFlight = 2
@@ -65,7 +73,7 @@ type Config struct {
 	// it gets a 503. Default DefaultQueueTimeout.
 	QueueTimeout time.Duration
 	// QueueSize caps the number of waiting requests; past it a request gets
-	// a 503 at once. 0: no cap but the connection limit.
+	// a 503 at once. Default DefaultQueueSize.
 	QueueSize int
 	// Discipline orders the queue: DisciplineFIFO (default) or DisciplineLIFO.
 	Discipline string
@@ -119,6 +127,15 @@ type Config struct {
 	// memory before the rest spills to a temporary file. 0:
 	// DefaultBufferMemory.
 	BufferMemory int64
+	// BufferTotalMemory caps the memory all buffered bodies hold together;
+	// past it a body spills to its file sooner. 0: DefaultBufferTotalMemory;
+	// negative: no cap.
+	BufferTotalMemory int64
+	// BufferTotalDisk caps what all spill files hold together; past it a
+	// request body being buffered is refused with a 503 (Retry-After) and
+	// a response is sent on as it comes (holding its worker) rather than
+	// buffered further. 0: DefaultBufferTotalDisk; negative: no cap.
+	BufferTotalDisk int64
 	// BufferDir is where spill files go; they are unlinked as soon as they
 	// are made. Default os.TempDir().
 	BufferDir string
@@ -150,6 +167,7 @@ type Proxy struct {
 	cfg    Config
 	adm    admission
 	health healthGate // places on the health path
+	bufs   buffers    // the budgets of buffered bodies
 	fwd    forwarded
 	ids    *requestIDs
 	stats  Stats
@@ -198,8 +216,11 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 	if cfg.QueueTimeout < 0 {
 		return nil, fmt.Errorf("queue timeout %v: must be positive", cfg.QueueTimeout)
 	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
 	if cfg.QueueSize < 0 {
-		return nil, fmt.Errorf("queue size %d: must be 0 (no cap) or more", cfg.QueueSize)
+		return nil, fmt.Errorf("queue size %d: must be positive (0: the default, %d)", cfg.QueueSize, DefaultQueueSize)
 	}
 	if cfg.HealthPath == "" {
 		cfg.HealthPath = DefaultHealthPath
@@ -249,11 +270,12 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{
-		cfg: cfg,
-		adm: admission{disc: disc, maxQueue: cfg.QueueSize},
-		fwd: forwarded{trusted: cfg.TrustedProxies, scheme: cfg.Scheme, prefix: prefix},
-		ids: newRequestIDs(),
-		log: zerolog.Nop(),
+		cfg:  cfg,
+		adm:  admission{disc: disc, maxQueue: cfg.QueueSize},
+		bufs: buffers{mem: budget{limit: cfg.BufferTotalMemory}, disk: budget{limit: cfg.BufferTotalDisk}},
+		fwd:  forwarded{trusted: cfg.TrustedProxies, scheme: cfg.Scheme, prefix: prefix},
+		ids:  newRequestIDs(),
+		log:  zerolog.Nop(),
 	}
 	if cfg.Logger != nil {
 		p.log = *cfg.Logger

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ func (r *recorder) WriteHeader(code int) {
 		if r.bufferable && code >= 200 && bufferableHeader(r.ResponseWriter.Header()) {
 			r.buffering = true
 			r.code = code
-			r.resp.init(&r.p.cfg)
+			r.resp.init(&r.p.cfg, &r.p.bufs)
 			return
 		}
 		r.enter(phaseWriting)
@@ -108,19 +109,25 @@ func (r *recorder) Write(b []byte) (int, error) {
 		}
 		return len(b), nil
 	}
+	buffered := 0
 	if r.buffering {
 		if r.resp.max == 0 || r.resp.n+int64(len(b)) <= r.resp.max {
-			return r.resp.Write(b)
+			n, err := r.resp.Write(b)
+			if !errors.Is(err, errBuffersFull) {
+				return n, err
+			}
+			buffered, b = n, b[n:]
 		}
-		// Past the limit: send what is here and stream the rest, holding
-		// the worker as an unbuffered response does.
+		// Past the body limit or the proxy's buffer budget: send what is
+		// here and stream the rest, holding the worker as an unbuffered
+		// response does.
 		if err := r.unbuffer(); err != nil {
-			return 0, err
+			return buffered, err
 		}
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
-	return n, err
+	return buffered + n, err
 }
 
 // FlushError is a no-op while buffering (ReverseProxy flushes streamed

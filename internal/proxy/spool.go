@@ -4,6 +4,13 @@ package proxy
 // up to a limit, in pooled 32 KiB chunks, and the rest in a temporary file
 // that is unlinked as soon as it is made (nothing is left behind, even after
 // a crash).
+//
+// All spools of a proxy share a budget (Config.BufferTotalMemory and
+// BufferTotalDisk), so that many bodies at once (HTTP/2 streams, slow
+// readers of big responses) cannot exhaust the host: past the memory budget
+// a body goes to its file sooner, past the disk budget it cannot be
+// buffered at all (errBuffersFull; buffer.go refuses the request or streams
+// the response).
 
 import (
 	"errors"
@@ -25,11 +32,40 @@ var errSpoolClosed = errors.New("body buffer closed")
 // spoolFiles counts the spill files open now (tests).
 var spoolFiles atomic.Int64
 
+// budget is a byte count shared by all spools of a proxy.
+type budget struct {
+	limit int64 // <= 0: none
+	used  atomic.Int64
+	peak  atomic.Int64 // the most used at once (tests)
+}
+
+// take counts n more bytes, or reports false when that would pass the limit.
+func (b *budget) take(n int64) bool {
+	u := b.used.Add(n)
+	if b.limit > 0 && u > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	for p := b.peak.Load(); u > p && !b.peak.CompareAndSwap(p, u); p = b.peak.Load() {
+	}
+	return true
+}
+
+func (b *budget) give(n int64) {
+	if n != 0 {
+		b.used.Add(-n)
+	}
+}
+
+// buffers are a proxy's budgets for the bodies it buffers.
+type buffers struct{ mem, disk budget }
+
 // spool holds one body: memory first, then a file.
 type spool struct {
 	memLimit int64
 	max      int64 // readFrom fails past it; 0: no limit
 	dir      string
+	bufs     *buffers
 
 	chunks []*[]byte // all full but the last
 	inline [2]*[]byte
@@ -47,16 +83,24 @@ type spool struct {
 	dl     bodyDeadline // for a request body being read
 }
 
-func (s *spool) init(c *Config) {
-	s.memLimit, s.dir = c.BufferMemory, c.BufferDir
+func (s *spool) init(c *Config, b *buffers) {
+	s.memLimit, s.dir, s.bufs = c.BufferMemory, c.BufferDir, b
 	if c.MaxBody > 0 {
 		s.max = c.MaxBody
 	}
 }
 
-// room is the free memory after the last chunk, up to the memory limit.
+// room is the free memory after the last chunk, up to the memory limit; none
+// once the body's share or the proxy's memory budget is used up.
 func (s *spool) room() []byte {
+	if s.memN >= s.memLimit {
+		return nil
+	}
 	if len(s.chunks) == 0 || len(*s.chunks[len(s.chunks)-1]) == spoolChunk {
+		if !s.bufs.mem.take(spoolChunk) {
+			s.memLimit = s.memN // the rest goes to the file
+			return nil
+		}
 		if s.chunks == nil {
 			s.chunks = s.inline[:0]
 		}
@@ -83,25 +127,37 @@ func (s *spool) Write(b []byte) (int, error) {
 		return 0, s.err
 	}
 	total := len(b)
-	for len(b) > 0 && s.memN < s.memLimit {
-		k := copy(s.room(), b)
+	for len(b) > 0 {
+		room := s.room()
+		if len(room) == 0 {
+			break
+		}
+		k := copy(room, b)
 		s.grow(k)
 		b = b[k:]
 	}
 	if len(b) > 0 {
-		if err := s.toFile(b); err != nil {
-			s.err = err
-			return total - len(b), err
+		n, err := s.toFile(b)
+		if err != nil {
+			if !errors.Is(err, errBuffersFull) {
+				s.err = err // the file is broken; a full budget is not
+			}
+			return total - len(b) + n, err
 		}
 	}
 	return total, nil
 }
 
-func (s *spool) toFile(b []byte) error {
+// toFile appends b to the file, within the disk budget.
+func (s *spool) toFile(b []byte) (int, error) {
+	if !s.bufs.disk.take(int64(len(b))) {
+		return 0, errBuffersFull
+	}
 	if s.file == nil {
 		f, err := os.CreateTemp(s.dir, "switchyard-buffer-*")
 		if err != nil {
-			return &bufferError{err}
+			s.bufs.disk.give(int64(len(b)))
+			return 0, &bufferError{err}
 		}
 		// Unlinked at once: the data lives until Close, and no file is left
 		// behind whatever happens to the process.
@@ -111,10 +167,11 @@ func (s *spool) toFile(b []byte) error {
 	}
 	n, err := s.file.Write(b)
 	s.n += int64(n)
+	s.bufs.disk.give(int64(len(b) - n))
 	if err != nil {
-		return &bufferError{err}
+		return n, &bufferError{err}
 	}
-	return nil
+	return n, nil
 }
 
 // readFrom reads src to its end into the spool, reading straight into the
@@ -123,15 +180,15 @@ func (s *spool) readFrom(src io.Reader) error {
 	for {
 		var n int
 		var err error
-		if s.memN < s.memLimit {
-			n, err = src.Read(s.room())
+		if room := s.room(); len(room) > 0 {
+			n, err = src.Read(room)
 			s.grow(n)
 		} else {
 			bp := chunkPool.Get().(*[]byte)
 			n, err = src.Read((*bp)[:spoolChunk])
 			var werr error
 			if n > 0 {
-				werr = s.toFile((*bp)[:n])
+				_, werr = s.toFile((*bp)[:n])
 			}
 			chunkPool.Put(bp)
 			if werr != nil {
@@ -176,6 +233,10 @@ func (s *spool) close() {
 	}
 	s.mu.Lock()
 	s.closed = true
+	if s.bufs != nil {
+		s.bufs.mem.give(int64(len(s.chunks)) * spoolChunk)
+		s.bufs.disk.give(s.n - s.memN)
+	}
 	for i, c := range s.chunks {
 		*c = (*c)[:0]
 		chunkPool.Put(c)
