@@ -15,11 +15,7 @@ import (
 // %-codes (see AccessLogCodes).
 const (
 	LogFormatJSON = "json"
-	LogFormatText = "text"
-	// DefaultTextFormat is the "text" line: HAProxy's
-	// `%HM %HU %ST %TR/%Tw/%Tr/%Ta %U` plus time, client, bytes out, request
-	// id, target and the proxy's reason when it answered itself.
-	DefaultTextFormat = `%T %ci "%HM %HU %HV" %ST %TR/%Tw/%Tr/%Ta %U %B %ID %s %E`
+	LogFormatText = "text" // DefaultTextFormat
 )
 
 // AccessLogCodes documents the template codes. Times are milliseconds, -1

@@ -17,7 +17,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -167,55 +166,6 @@ func (p *Proxy) unbuffered(path string) bool {
 		}
 	}
 	return false
-}
-
-// bufferDefaults fills in and checks the buffering fields.
-func (c *Config) bufferDefaults() error {
-	if c.MaxBody == 0 {
-		c.MaxBody = DefaultMaxBody
-	}
-	if c.BufferMemory == 0 {
-		c.BufferMemory = DefaultBufferMemory
-	}
-	if c.BufferTotalMemory == 0 {
-		c.BufferTotalMemory = DefaultBufferTotalMemory
-	}
-	if c.BufferTotalDisk == 0 {
-		c.BufferTotalDisk = DefaultBufferTotalDisk
-	}
-	if c.BufferMemory < 0 {
-		return fmt.Errorf("buffer memory %d: must be positive", c.BufferMemory)
-	}
-	if c.ClientBodyTimeout == 0 {
-		c.ClientBodyTimeout = DefaultClientBodyTimeout
-	}
-	if c.ClientSendTimeout == 0 {
-		c.ClientSendTimeout = DefaultClientSendTimeout
-	}
-	if c.ClientBodyTimeout < 0 || c.ClientSendTimeout < 0 {
-		return errors.New("client body and send timeouts must be positive")
-	}
-	if c.BufferDir != "" {
-		fi, err := os.Stat(c.BufferDir)
-		if err != nil {
-			return fmt.Errorf("buffer dir: %w", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("buffer dir %s: not a directory", c.BufferDir)
-		}
-	}
-	pres := make([]string, 0, len(c.NoBufferPrefixes))
-	for _, pre := range c.NoBufferPrefixes {
-		if !strings.HasPrefix(pre, "/") {
-			return fmt.Errorf("no-buffer prefix %q: must start with /", pre)
-		}
-		if pre = strings.TrimRight(pre, "/"); pre == "" {
-			pre = "/"
-		}
-		pres = append(pres, pre)
-	}
-	c.NoBufferPrefixes = pres
-	return nil
 }
 
 // bufferableHeader is false for responses that must stream: server-sent

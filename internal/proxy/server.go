@@ -33,18 +33,7 @@ type ServerConfig struct {
 // waits for in-flight requests up to the shutdown timeout. It returns nil
 // after a clean stop.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) error {
-	if sc.ReadHeaderTimeout == 0 {
-		sc.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if sc.IdleTimeout == 0 {
-		sc.IdleTimeout = DefaultIdleTimeout
-	}
-	if sc.ShutdownTimeout == 0 {
-		sc.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if sc.Handler == nil {
-		sc.Handler = p
-	}
+	sc = sc.withDefaults(p)
 	if sc.TLS != nil {
 		if l := limitOf(ln); l != nil {
 			l.quiet.Store(true)
@@ -56,7 +45,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 		TLSConfig:         sc.TLS,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		ConnContext:       connContext,
 		ErrorLog:          p.errLog,
 		// One HTTP/2 connection holds at most this many requests (Go's

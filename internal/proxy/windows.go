@@ -8,10 +8,6 @@ import (
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
 )
 
-// DefaultSampleInterval is how often the proxy samples its counters for the
-// 1-minute and 15-minute windows. A window's start is known to within it.
-const DefaultSampleInterval = 5 * time.Second
-
 // The windows of a WindowReport besides "all".
 const (
 	windowShort = time.Minute
