@@ -12,15 +12,15 @@ import (
 )
 
 // Access log formats. A format that is neither is a template of HAProxy-style
-// %-codes (see AccessLogCodes).
+// %-codes (see accessLogCodes).
 const (
 	LogFormatJSON = "json"
 	LogFormatText = "text" // DefaultTextFormat
 )
 
-// AccessLogCodes documents the template codes. Times are milliseconds, -1
+// accessLogCodes documents the template codes. Times are milliseconds, -1
 // for a phase the request never reached (HAProxy's convention).
-var AccessLogCodes = map[string]string{
+var accessLogCodes = map[string]string{
 	"%T":  "time the request started, RFC 3339 with milliseconds",
 	"%ci": "client IP",
 	"%HM": "method", "%HU": "path and query", "%HP": "path", "%HV": "protocol",
@@ -91,7 +91,7 @@ func parseTemplate(s string) ([]logOp, error) {
 		code := ""
 		for _, n := range []int{3, 2} { // longest match first: %sa before %s
 			if i+n <= len(s) {
-				if _, ok := AccessLogCodes[s[i:i+n]]; ok {
+				if _, ok := accessLogCodes[s[i:i+n]]; ok {
 					code = s[i : i+n]
 					break
 				}

@@ -33,7 +33,6 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		workers: workers,
 		drained: make(chan struct{}),
 		stats:   &Stats{},
-		since:   time.Now(),
 	}
 	tr := &http.Transport{
 		Proxy: nil, // never an HTTP proxy from the environment: we are the proxy

@@ -50,7 +50,7 @@ type Proxy struct {
 	since    time.Time
 	clock    func() time.Time
 	interval time.Duration
-	windows  *Windows
+	windows  *windowSet
 	sampler  *sampler
 
 	// Connections by state (connstate.go).

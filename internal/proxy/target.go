@@ -5,7 +5,6 @@ import (
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Target is one upstream: an app container's HTTP address and the number of
@@ -44,20 +43,10 @@ type Target struct {
 	tr      closeIdler
 	conns   upstreamConns // its connections to the app
 	stats   *Stats
-	windows *Windows // sampled by the proxy's sampler
-	since   time.Time
+	windows *windowSet // sampled by the proxy's sampler
 }
 
 type closeIdler interface{ CloseIdleConnections() }
-
-// ID is the name the target was set with (the container id).
-func (t *Target) ID() string { return t.id }
-
-// Addr is the host:port the proxy dials.
-func (t *Target) Addr() string { return t.addr }
-
-// Workers is the most requests the target takes at once on the queued path.
-func (t *Target) Workers() int { return t.workers }
 
 // InFlight is the number of requests currently using the target.
 func (t *Target) InFlight() int64 { return t.inflight.Load() }
@@ -65,15 +54,9 @@ func (t *Target) InFlight() int64 { return t.inflight.Load() }
 // Stats are the target's own counters.
 func (t *Target) Stats() *Stats { return t.stats }
 
-// Since is when the target became active.
-func (t *Target) Since() time.Time { return t.since }
-
 // SetDown marks the target as dead (down=true): its requests get a 502 at
 // once. It is set by whoever watches the container, e.g. on a Docker "die".
 func (t *Target) SetDown(down bool) { t.down.Store(down) }
-
-// Down reports whether SetDown(true) was called last.
-func (t *Target) Down() bool { return t.down.Load() }
 
 // release drops one in-flight reference and wakes a drain waiting for zero.
 func (t *Target) release() {
@@ -90,10 +73,6 @@ func (t *Target) retire() {
 		t.drainMu.Do(func() { close(t.drained) })
 	}
 }
-
-// Drained is closed once the target has been replaced and its last in-flight
-// request has finished.
-func (t *Target) Drained() <-chan struct{} { return t.drained }
 
 // WaitDrained waits until the target has been replaced and has no request in
 // flight, or until ctx ends; it returns ctx's error in that case. Idle

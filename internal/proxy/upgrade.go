@@ -104,9 +104,9 @@ func (t *Target) removeUpgraded(c *upgradedConn) {
 	t.upMu.Unlock()
 }
 
-// Upgraded is the number of upgraded connections (WebSockets) open on the
-// target. Each also counts in InFlight.
-func (t *Target) Upgraded() int {
+// openUpgrades is the number of upgraded connections (WebSockets) open on
+// the target. Each also counts in InFlight.
+func (t *Target) openUpgrades() int {
 	t.upMu.Lock()
 	defer t.upMu.Unlock()
 	return len(t.upgraded)

@@ -98,8 +98,8 @@ func TestWebSocketsTakeNoWorker(t *testing.T) {
 	if r := get(context.Background(), url+"/x"); r.status != 200 || r.body != "a" {
 		t.Fatalf("plain request with 3 WebSockets open on workers=1: %d %q", r.status, r.body)
 	}
-	if n := p.Active().Upgraded(); n != 3 {
-		t.Fatalf("Upgraded() = %d, want 3", n)
+	if n := p.Active().openUpgrades(); n != 3 {
+		t.Fatalf("openUpgrades() = %d, want 3", n)
 	}
 	if cs := p.Connections(); cs.InApp != 3 {
 		t.Errorf("connections %+v: want the 3 WebSockets in_app", cs)
