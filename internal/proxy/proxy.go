@@ -2,19 +2,33 @@
 // target (an app container) that admits at most the target's workers
 // requests at once, queues the rest and sheds them with a 503 once they have
 // waited the queue timeout, as HAProxy's maxconn and timeout queue do in
-// front of gunicorn. Requests to the health-check path and protocol upgrades
-// (WebSockets) skip the queue.
+// front of gunicorn.
+//
+// That promise holds against any client: a request keeps its worker slot
+// until the app has finished it, even when its client left (lease.go);
+// upgrade headers buy nothing until the app has answered 101 to a real
+// WebSocket handshake (upgrade.go); a few health checks at most skip the
+// queue (request.go); HTTP/2 streams are admitted as HTTP/1 requests are and
+// count against the connection limit (listener.go).
 //
 // With buffering on, a request body is read whole before the request asks
 // for a worker slot, and the app's response is read whole before it is sent
-// on, so that a slow client never holds a worker (buffer.go).
+// on, so that a slow client never holds a worker (buffer.go), within a
+// memory and disk budget (spool.go).
 //
 // The active target is swapped atomically with SetTarget: requests admitted
 // before the swap finish on the old target, whose drain can be waited on,
 // and queued requests move to the new target without losing their place.
 //
 // The package knows nothing of Docker or S3: whoever manages containers
-// drives it through SetTarget, Target.WaitDrained and Target.SetDown.
+// drives it through SetTarget, Target.WaitDrained and Target.SetDown. A
+// first page: ExampleProxy. The map: config.go (settings and defaults),
+// request.go (a request's way), queue.go (admission), lease.go (what an
+// admitted request holds), target.go (the drain), forward.go (the upstream
+// transport), answer.go (the proxy's own answers), buffer.go and spool.go,
+// upgrade.go, headers.go, prefix.go, accesslog.go, server.go and
+// listener.go (the client side), stats.go, windows.go, sampler.go,
+// connstate.go and report.go (the figures), static.go (files in front).
 package proxy
 
 import (

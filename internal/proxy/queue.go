@@ -208,7 +208,7 @@ func (a *admission) releaseSlot(t *Target) {
 }
 
 // acquireBypass takes an in-flight reference on the active target without a
-// slot (health checks).
+// slot (a health check within the health gate's places).
 func (a *admission) acquireBypass() *Target {
 	a.mu.Lock()
 	t := a.active

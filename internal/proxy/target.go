@@ -20,11 +20,12 @@ type Target struct {
 	// lock, because handing a slot to a waiter must be atomic with the check.
 	busy int
 
-	// inflight counts every request using the target: admitted ones, and
-	// health-path ones and upgraded connections (WebSockets), which bypass
-	// the queue. Drain waits for it to reach 0. With response buffering a
-	// request leaves once the app's response is read, before the client
-	// has it.
+	// inflight counts every request using the target: those holding a
+	// worker slot, health-path ones (which skip the queue) and upgraded
+	// connections (WebSockets, which gave their slot back). Drain waits
+	// for it to reach 0. A request leaves once the app is done with it:
+	// with response buffering before the client has the response, and
+	// when the client left, once the app has answered anyway.
 	inflight atomic.Int64
 	retired  atomic.Bool
 	drained  chan struct{}
