@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -563,33 +562,12 @@ func TestUploadBudget(t *testing.T) {
 	setTarget(t, p, b, 2)
 	addr, roots := startTLSProxy(t, p, 0)
 	files := sampleSpoolFiles()
-	type answer struct {
-		status int
-		body   string
-		retry  string
-	}
-	answers := make(chan answer, conns*streams)
+	answers := make(chan h2Answer, conns*streams)
 	body := bytes.Repeat([]byte("u"), size)
 	for c := 0; c < conns; c++ {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
-		defer tr.CloseIdleConnections()
-		hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-		if resp, err := hc.Get("https://" + addr + "/x"); err != nil || resp.ProtoMajor != 2 {
-			t.Fatalf("first request: %v %v", resp, err)
-		} else {
-			resp.Body.Close()
-		}
+		hc := sharedH2Client(t, addr, roots)
 		for s := 0; s < streams; s++ {
-			go func() {
-				resp, err := hc.Post("https://"+addr+"/read?d=20ms", "application/octet-stream", bytes.NewReader(body))
-				if err != nil {
-					answers <- answer{body: err.Error()}
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				answers <- answer{resp.StatusCode, string(b), resp.Header.Get("Retry-After")}
-			}()
+			go func() { answers <- h2Do(hc, http.MethodPost, "https://"+addr+"/read?d=20ms", body) }()
 		}
 	}
 	ok, refused := 0, 0

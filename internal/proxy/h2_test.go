@@ -40,9 +40,9 @@ func startTLSProxy(t testing.TB, p *Proxy, maxConns int) (string, *x509.CertPool
 	return ln.Addr().String(), roots
 }
 
-// h2Client is an HTTP/2 client over one TLS connection whose frames the
+// h2Framer is an HTTP/2 client over one TLS connection whose frames the
 // test writes itself, as an attacker would.
-type h2Client struct {
+type h2Framer struct {
 	conn *tls.Conn
 	fr   *http2.Framer
 	mu   sync.Mutex // serializes writes
@@ -55,7 +55,7 @@ type h2Client struct {
 	done       chan struct{} // closed when the read loop ends
 }
 
-func dialH2(t testing.TB, addr string, roots *x509.CertPool) *h2Client {
+func dialH2(t testing.TB, addr string, roots *x509.CertPool) *h2Framer {
 	t.Helper()
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -64,7 +64,7 @@ func dialH2(t testing.TB, addr string, roots *x509.CertPool) *h2Client {
 	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
 		t.Fatalf("negotiated %q, want h2", p)
 	}
-	c := &h2Client{conn: conn, fr: http2.NewFramer(conn, conn), settings: make(chan struct{}), done: make(chan struct{})}
+	c := &h2Framer{conn: conn, fr: http2.NewFramer(conn, conn), settings: make(chan struct{}), done: make(chan struct{})}
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	t.Cleanup(func() { conn.Close(); <-c.done })
@@ -83,7 +83,7 @@ func dialH2(t testing.TB, addr string, roots *x509.CertPool) *h2Client {
 	return c
 }
 
-func (c *h2Client) readLoop() {
+func (c *h2Framer) readLoop() {
 	defer close(c.done)
 	var once sync.Once
 	for {
@@ -110,7 +110,7 @@ func (c *h2Client) readLoop() {
 }
 
 // get opens stream id with a GET of path (no body).
-func (c *h2Client) get(id uint32, path string) error {
+func (c *h2Framer) get(id uint32, path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.hbuf.Reset()
@@ -120,7 +120,7 @@ func (c *h2Client) get(id uint32, path string) error {
 	return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndStream: true, EndHeaders: true})
 }
 
-func (c *h2Client) reset(id uint32) error {
+func (c *h2Framer) reset(id uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
@@ -228,35 +228,12 @@ func TestMaxConnectionsBoundsHTTP2Streams(t *testing.T) {
 	p := newProxy(t, Config{QueueTimeout: 10 * time.Second})
 	setTarget(t, p, b, 1)
 	addr, roots := startTLSProxy(t, p, maxConns)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 20 * time.Second}
-	type answer struct {
-		status int
-		retry  string
-		body   string
-		proto  int
-	}
-	// One connection first, which the requests then share.
-	if resp, err := hc.Get("https://" + addr + "/x"); err != nil || resp.ProtoMajor != 2 {
-		t.Fatalf("first request: %v %v", resp, err)
-	} else {
-		resp.Body.Close()
-	}
-	answers := make(chan answer, clients)
+	hc := sharedH2Client(t, addr, roots)
+	answers := make(chan h2Answer, clients)
 	for i := 0; i < clients; i++ {
-		go func() {
-			resp, err := hc.Get("https://" + addr + "/block")
-			if err != nil {
-				answers <- answer{body: err.Error()}
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			answers <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(body), resp.ProtoMajor}
-		}()
+		go func() { answers <- h2Do(hc, http.MethodGet, "https://"+addr+"/block", nil) }()
 	}
-	var refused []answer
+	var refused []h2Answer
 	waitFor(t, "every request to be queued, in the app or refused", func() bool {
 		for {
 			select {
@@ -283,4 +260,41 @@ func TestMaxConnectionsBoundsHTTP2Streams(t *testing.T) {
 			t.Errorf("admitted stream: %d %q", a.status, a.body)
 		}
 	}
+}
+
+// sharedH2Client is a client whose requests share one HTTP/2 connection to addr,
+// made before it is returned.
+func sharedH2Client(t testing.TB, addr string, roots *x509.CertPool) *http.Client {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	resp, err := hc.Get("https://" + addr + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("first request over %s, want HTTP/2", resp.Proto)
+	}
+	return hc
+}
+
+// h2Answer is what a client got (body: the error when it got nothing).
+type h2Answer struct {
+	status int
+	retry  string
+	body   string
+	proto  int
+}
+
+func h2Do(hc *http.Client, method, url string, body []byte) h2Answer {
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return h2Answer{body: err.Error()}
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return h2Answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b), resp.ProtoMajor}
 }

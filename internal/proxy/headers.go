@@ -57,12 +57,49 @@ func (f *forwarded) isTrusted(remoteAddr string) bool {
 }
 
 // rewrite runs inside httputil.ReverseProxy's Rewrite hook, where Out has
-// already lost X-Forwarded-For/Host/Proto and Forwarded.
+// already lost X-Forwarded-For/Host/Proto, Forwarded and the hop-by-hop
+// headers (those the client named in Connection too).
 func (f *forwarded) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out.Header
-	trusted := f.isTrusted(in.RemoteAddr)
+	keepOurs(in, out)
+	// What a trusted proxy says it received; nothing from anyone else.
+	said := func(string) string { return "" }
+	if f.isTrusted(in.RemoteAddr) {
+		said = in.Header.Get
+	} else {
+		for _, h := range untrustedOnly {
+			delete(out, h)
+		}
+		out.Del("X-Forwarded-Prefix")
+	}
 	client := hostOnly(in.RemoteAddr)
+	if prior := said("X-Forwarded-For"); prior != "" {
+		client = strings.Join(in.Header["X-Forwarded-For"], ", ") + ", " + client
+	}
+	if client != "" {
+		out["X-Forwarded-For"] = []string{client}
+	}
+	proto := firstOf(said("X-Forwarded-Proto"), f.scheme, schemeOf(in))
+	out["X-Forwarded-Proto"] = []string{proto}
+	host := firstOf(said("X-Forwarded-Host"), in.Host)
+	if host != "" {
+		out["X-Forwarded-Host"] = []string{host}
+	}
+	// The client-facing port: the one in the Host the client used, else the
+	// scheme's default; never the port the proxy listens on (inside a
+	// container that port is not the one clients see).
+	out["X-Forwarded-Port"] = []string{firstOf(said("X-Forwarded-Port"), portOf(host, proto))}
+	if f.prefix != "" {
+		if prior := said("X-Forwarded-Prefix"); prior != "" {
+			out["X-Forwarded-Prefix"] = []string{strings.TrimRight(prior, "/") + f.prefix}
+		} else {
+			out["X-Forwarded-Prefix"] = []string{f.prefix}
+		}
+	}
+}
 
+// keepOurs undoes what the client may not do to the outgoing headers.
+func keepOurs(in *http.Request, out http.Header) {
 	// ReverseProxy put back the Upgrade of any request naming one; only a
 	// WebSocket handshake may ask the app to switch protocols.
 	if _, ok := out["Upgrade"]; ok && !isUpgrade(in) {
@@ -72,56 +109,24 @@ func (f *forwarded) rewrite(pr *httputil.ProxyRequest) {
 	// A Connection header may name hop-by-hop headers, which are then not
 	// forwarded; never the request id the proxy logs.
 	out["X-Request-Id"] = in.Header["X-Request-Id"]
-	if !trusted {
-		for _, h := range untrustedOnly {
-			delete(out, h)
+}
+
+// schemeOf is the scheme of the client's connection.
+func schemeOf(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// firstOf is the first of vs that is not empty.
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
 		}
 	}
-
-	if prior, ok := in.Header["X-Forwarded-For"]; ok && trusted && len(prior) > 0 {
-		out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + client}
-	} else if client != "" {
-		out["X-Forwarded-For"] = []string{client}
-	}
-
-	proto := f.scheme
-	if proto == "" {
-		proto = "http"
-		if in.TLS != nil {
-			proto = "https"
-		}
-	}
-	if v := in.Header.Get("X-Forwarded-Proto"); trusted && v != "" {
-		proto = v
-	}
-	out["X-Forwarded-Proto"] = []string{proto}
-
-	host := in.Host
-	if v := in.Header.Get("X-Forwarded-Host"); trusted && v != "" {
-		host = v
-	}
-	if host != "" {
-		out["X-Forwarded-Host"] = []string{host}
-	}
-
-	// The client-facing port: the one in the Host the client used, else the
-	// scheme's default; never the port the proxy listens on (inside a
-	// container that port is not the one clients see).
-	if v := in.Header.Get("X-Forwarded-Port"); trusted && v != "" {
-		out["X-Forwarded-Port"] = []string{v}
-	} else {
-		out["X-Forwarded-Port"] = []string{portOf(host, proto)}
-	}
-	switch {
-	case f.prefix != "":
-		v := f.prefix
-		if prior := in.Header.Get("X-Forwarded-Prefix"); trusted && prior != "" {
-			v = strings.TrimRight(prior, "/") + f.prefix
-		}
-		out["X-Forwarded-Prefix"] = []string{v}
-	case !trusted:
-		out.Del("X-Forwarded-Prefix")
-	}
+	return ""
 }
 
 func portOf(host, proto string) string {

@@ -32,26 +32,7 @@ func TestConnectionLimitRefusal(t *testing.T) {
 			b := newBackend(t, "app")
 			p := newProxy(t, Config{})
 			setTarget(t, p, b, 1)
-			conf, roots := testTLS(t)
-			ln, err := Listen("127.0.0.1:0", 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sc := ServerConfig{ShutdownTimeout: time.Second}
-			if tt.tls {
-				sc.TLS = conf
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- p.Serve(ctx, ln, sc) }()
-			defer func() { cancel(); <-done }()
-			addr := ln.Addr().String()
-			dial := func() (net.Conn, error) {
-				if !tt.tls {
-					return net.Dial("tcp", addr)
-				}
-				return tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: tt.alpn})
-			}
+			ln, dial := serveLimited(t, p, tt.tls, tt.alpn)
 			first, err := dial() // takes the only connection
 			if err != nil {
 				t.Fatal(err)
@@ -61,19 +42,7 @@ func TestConnectionLimitRefusal(t *testing.T) {
 
 			second, err := dial()
 			if !tt.tls {
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer second.Close()
-				second.SetDeadline(time.Now().Add(5 * time.Second))
-				resp, err := http.ReadResponse(bufio.NewReader(second), nil)
-				if err != nil {
-					t.Fatalf("plain refusal: %v", err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "too many connections") {
-					t.Fatalf("plain refusal: %d %q", resp.StatusCode, body)
-				}
+				checkPlainRefusal(t, second, err)
 				return
 			}
 			if err == nil {
@@ -88,5 +57,49 @@ func TestConnectionLimitRefusal(t *testing.T) {
 				t.Fatalf("refused %d connections, want 1", ln.(*limitListener).refuse.Load())
 			}
 		})
+	}
+}
+
+// serveLimited serves p on a listener limited to one connection, over TLS
+// when useTLS, until the test ends; dial connects to it as a client
+// offering alpn.
+func serveLimited(t *testing.T, p *Proxy, useTLS bool, alpn []string) (ln net.Listener, dial func() (net.Conn, error)) {
+	conf, roots := testTLS(t)
+	ln, err := Listen("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := ServerConfig{ShutdownTimeout: time.Second}
+	if useTLS {
+		sc.TLS = conf
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln, sc) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := ln.Addr().String()
+	return ln, func() (net.Conn, error) {
+		if !useTLS {
+			return net.Dial("tcp", addr)
+		}
+		return tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: alpn})
+	}
+}
+
+// checkPlainRefusal reads the 503 a plain connection over the limit gets.
+func checkPlainRefusal(t *testing.T, c net.Conn, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("plain refusal: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "too many connections") {
+		t.Fatalf("plain refusal: %d %q", resp.StatusCode, body)
 	}
 }
