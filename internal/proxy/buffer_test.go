@@ -561,7 +561,7 @@ func TestUploadBudget(t *testing.T) {
 		BufferMemory: 64 << 10, BufferTotalMemory: memBudget, BufferTotalDisk: diskBudget, BufferDir: t.TempDir()})
 	setTarget(t, p, b, 2)
 	addr, roots := startTLSProxy(t, p, 0)
-	files := sampleSpoolFiles()
+	files := samplePeaks(spoolFiles.Load)
 	answers := make(chan h2Answer, conns*streams)
 	body := bytes.Repeat([]byte("u"), size)
 	for c := 0; c < conns; c++ {
@@ -581,7 +581,7 @@ func TestUploadBudget(t *testing.T) {
 			t.Errorf("upload: %d %q (Retry-After %q)", a.status, a.body, a.retry)
 		}
 	}
-	maxFiles := files.end()
+	maxFiles := files.end()[0]
 	mem, disk := p.bufs.mem.peak.Load(), p.bufs.disk.peak.Load()
 	t.Logf("%d uploads in the app, %d refused; buffers at most %d KiB in memory, %d KiB on disk, %d spill files", ok, refused, mem>>10, disk>>10, maxFiles)
 	if mem > memBudget || disk > diskBudget {
@@ -642,30 +642,3 @@ func TestResponseBudgetStreams(t *testing.T) {
 		t.Errorf("memory buffers held %d B, the budget is %d", m, 128<<10)
 	}
 }
-
-// spoolFileSampler records the most spill files open at once.
-type spoolFileSampler struct {
-	peak atomic.Int64
-	stop chan struct{}
-	done chan struct{}
-}
-
-func sampleSpoolFiles() *spoolFileSampler {
-	s := &spoolFileSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			if n := spoolFiles.Load(); n > s.peak.Load() {
-				s.peak.Store(n)
-			}
-			select {
-			case <-s.stop:
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}()
-	return s
-}
-
-func (s *spoolFileSampler) end() int64 { close(s.stop); <-s.done; return s.peak.Load() }

@@ -83,11 +83,7 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 // upstreamConns are a target's connections to the app, so that the proxy
 // can give up on its requests in flight at once (Serve, when the graceful
 // stop runs out of time): their round trips fail, their slots come back.
-type upstreamConns struct {
-	mu     sync.Mutex
-	conns  map[*upstreamConn]struct{}
-	closed bool // closeAll was called: no more connections
-}
+type upstreamConns struct{ set connSet[*upstreamConn] }
 
 var errUpstreamClosed = errors.New("the proxy stopped its upstream connections")
 
@@ -98,18 +94,8 @@ func (s *upstreamConns) dialer(d *net.Dialer) func(ctx context.Context, network,
 		if err != nil {
 			return nil, err
 		}
-		uc := &upstreamConn{Conn: c, set: s}
-		s.mu.Lock()
-		closed := s.closed
-		if !closed {
-			if s.conns == nil {
-				s.conns = map[*upstreamConn]struct{}{}
-			}
-			s.conns[uc] = struct{}{}
-		}
-		s.mu.Unlock()
-		if closed {
-			c.Close()
+		uc := &upstreamConn{Conn: c, set: &s.set}
+		if !s.set.add(uc) {
 			return nil, errUpstreamClosed
 		}
 		return uc, nil
@@ -117,31 +103,16 @@ func (s *upstreamConns) dialer(d *net.Dialer) func(ctx context.Context, network,
 }
 
 // closeAll closes every connection, and those made later at once.
-func (s *upstreamConns) closeAll() {
-	s.mu.Lock()
-	s.closed = true
-	conns := make([]*upstreamConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
+func (s *upstreamConns) closeAll() { s.set.closeAll(true) }
 
 type upstreamConn struct {
 	net.Conn
-	set  *upstreamConns
+	set  *connSet[*upstreamConn]
 	once sync.Once
 }
 
 func (c *upstreamConn) Close() error {
-	c.once.Do(func() {
-		c.set.mu.Lock()
-		delete(c.set.conns, c)
-		c.set.mu.Unlock()
-	})
+	c.once.Do(func() { c.set.remove(c) })
 	return c.Conn.Close()
 }
 

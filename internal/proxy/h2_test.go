@@ -126,38 +126,51 @@ func (c *h2Framer) reset(id uint32) error {
 	return c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
 }
 
-// peakSampler records the heap in use and the goroutines at their highest
-// while it runs.
-type peakSampler struct {
-	heap, goroutines atomic.Uint64
-	stop             chan struct{}
-	done             chan struct{}
+// peaks samples values every millisecond and keeps each one's highest.
+type peaks struct {
+	max  []atomic.Int64
+	stop chan struct{}
+	done chan struct{}
 }
 
-func samplePeaks() *peakSampler {
-	s := &peakSampler{stop: make(chan struct{}), done: make(chan struct{})}
+func samplePeaks(values ...func() int64) *peaks {
+	s := &peaks{max: make([]atomic.Int64, len(values)), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		var ms runtime.MemStats
 		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > s.heap.Load() {
-				s.heap.Store(ms.HeapInuse)
-			}
-			if g := uint64(runtime.NumGoroutine()); g > s.goroutines.Load() {
-				s.goroutines.Store(g)
+			for i, v := range values {
+				if n := v(); n > s.max[i].Load() {
+					s.max[i].Store(n)
+				}
 			}
 			select {
 			case <-s.stop:
 				return
-			case <-time.After(10 * time.Millisecond):
+			case <-time.After(time.Millisecond):
 			}
 		}
 	}()
 	return s
 }
 
-func (s *peakSampler) end() { close(s.stop); <-s.done }
+// end stops the sampling and returns the peaks, in the order of values.
+func (s *peaks) end() []int64 {
+	close(s.stop)
+	<-s.done
+	out := make([]int64, len(s.max))
+	for i := range s.max {
+		out[i] = s.max[i].Load()
+	}
+	return out
+}
+
+func heapInUse() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
+func goroutines() int64 { return int64(runtime.NumGoroutine()) }
 
 // Rapid reset (CVE-2023-44487) on one TLS connection: thousands of HEADERS
 // each followed at once by its RST_STREAM. The app never holds more than
@@ -171,10 +184,8 @@ func TestRapidReset(t *testing.T) {
 	addr, roots := startTLSProxy(t, p, 0)
 
 	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
-	baseG := runtime.NumGoroutine()
-	peaks := samplePeaks()
+	baseHeap, baseG := heapInUse(), goroutines()
+	sampled := samplePeaks(heapInUse, goroutines)
 	c := dialH2(t, addr, roots)
 	if got := c.maxStreams.Load(); got == 0 || got > DefaultHTTP2MaxStreams {
 		t.Errorf("server allows %d concurrent streams per connection, want at most %d", got, DefaultHTTP2MaxStreams)
@@ -202,18 +213,18 @@ attack:
 	waitFor(t, "the app and the proxy to be idle", func() bool {
 		return b.inflight.Load() == 0 && tg.InFlight() == 0 && p.Queued() == 0
 	})
-	peaks.end()
+	pk := sampled.end()
+	heap, g := pk[0]-baseHeap, pk[1]-baseG
 	t.Logf("%d pairs sent (GOAWAY %v); app peak %d, served %d; heap +%d KiB, goroutines +%d",
-		sent, c.goAway.Load(), b.peak.Load(), b.served.Load(),
-		(int64(peaks.heap.Load())-int64(base.HeapInuse))>>10, int(peaks.goroutines.Load())-baseG)
+		sent, c.goAway.Load(), b.peak.Load(), b.served.Load(), heap>>10, g)
 	if got := b.peak.Load(); got > workers {
 		t.Errorf("the app held %d requests at once, workers is %d", got, workers)
 	}
-	if g := int(peaks.goroutines.Load()) - baseG; g > 4*DefaultHTTP2MaxStreams {
+	if g > 4*DefaultHTTP2MaxStreams {
 		t.Errorf("%d more goroutines at the peak: not bounded by the stream limit", g)
 	}
-	if h := int64(peaks.heap.Load()) - int64(base.HeapInuse); h > 64<<20 {
-		t.Errorf("heap in use grew by %d MiB", h>>20)
+	if heap > 64<<20 {
+		t.Errorf("heap in use grew by %d MiB", heap>>20)
 	}
 }
 

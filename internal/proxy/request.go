@@ -182,7 +182,7 @@ func (p *Proxy) end(rec *recorder, r *http.Request) {
 	rec.body.close()
 	rec.resp.close()
 	if rec.up != nil {
-		rec.target.removeUpgraded(rec.up)
+		rec.target.upgraded.remove(rec.up)
 		rec.bytes += rec.up.out.Load()
 	}
 	if v := recover(); v != nil {

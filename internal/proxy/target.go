@@ -36,9 +36,7 @@ type Target struct {
 	down atomic.Bool
 
 	// The upgraded connections open on the target (upgrade.go).
-	upMu      sync.Mutex
-	upgraded  map[*upgradedConn]struct{}
-	upClosing bool // retired and CloseUpgraded called: close new ones at once
+	upgraded connSet[*upgradedConn]
 
 	rp      *httputil.ReverseProxy
 	tr      closeIdler

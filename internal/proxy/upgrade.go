@@ -78,39 +78,14 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	r.lease.upgraded()
 	if r.target != nil {
-		r.target.addUpgraded(uc)
+		r.target.upgraded.add(uc)
 	}
 	return uc, brw, nil
 }
 
-func (t *Target) addUpgraded(c *upgradedConn) {
-	t.upMu.Lock()
-	closing := t.upClosing
-	if !closing {
-		if t.upgraded == nil {
-			t.upgraded = map[*upgradedConn]struct{}{}
-		}
-		t.upgraded[c] = struct{}{}
-	}
-	t.upMu.Unlock()
-	if closing {
-		_ = c.Close()
-	}
-}
-
-func (t *Target) removeUpgraded(c *upgradedConn) {
-	t.upMu.Lock()
-	delete(t.upgraded, c)
-	t.upMu.Unlock()
-}
-
 // openUpgrades is the number of upgraded connections (WebSockets) open on
 // the target. Each also counts in InFlight.
-func (t *Target) openUpgrades() int {
-	t.upMu.Lock()
-	defer t.upMu.Unlock()
-	return len(t.upgraded)
-}
+func (t *Target) openUpgrades() int { return t.upgraded.len() }
 
 // CloseUpgraded closes the client side of the target's upgraded
 // connections (WebSockets); each then ends as if the client had left, its
@@ -118,18 +93,4 @@ func (t *Target) openUpgrades() int {
 // has been replaced, an upgrade that completes on it later is closed at once
 // too. It returns how many it closed. Use it to end a drain without waiting
 // for long-lived connections, e.g. when the drain timeout has passed.
-func (t *Target) CloseUpgraded() int {
-	t.upMu.Lock()
-	if t.retired.Load() {
-		t.upClosing = true
-	}
-	conns := make([]*upgradedConn, 0, len(t.upgraded))
-	for c := range t.upgraded {
-		conns = append(conns, c)
-	}
-	t.upMu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	return len(conns)
-}
+func (t *Target) CloseUpgraded() int { return t.upgraded.closeAll(t.retired.Load()) }
