@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -28,15 +27,7 @@ func startTLSProxy(t testing.TB, p *Proxy, maxConns int) (string, *x509.CertPool
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, ServerConfig{TLS: conf, ShutdownTimeout: 5 * time.Second}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("proxy Serve: %v", err)
-		}
-	})
+	serveTest(t, p, ln, ServerConfig{TLS: conf, ShutdownTimeout: 5 * time.Second})
 	return ln.Addr().String(), roots
 }
 

@@ -91,21 +91,35 @@ func startProxy(t testing.TB, p *Proxy) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveTest(t, p, ln, ServerConfig{ShutdownTimeout: 5 * time.Second})
+	// Runs before serveTest's: spare connections the client dialed but never
+	// used count as busy for 5 s in http.Server.Shutdown.
+	t.Cleanup(client.CloseIdleConnections)
+	return "http://" + ln.Addr().String()
+}
+
+// serveTest serves p on ln until stop is called, which returns Serve's
+// error; otherwise the test's cleanup stops it and reports an error.
+func serveTest(t testing.TB, p *Proxy, ln net.Listener, sc ServerConfig) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, ServerConfig{ShutdownTimeout: 5 * time.Second}) }()
+	go func() { done <- p.Serve(ctx, ln, sc) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
 	t.Cleanup(func() {
-		// Spare connections the client dialed but never used count as busy
-		// for 5 s in http.Server.Shutdown: close them first.
-		client.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
+		var first bool
+		once.Do(func() { first = true; cancel(); err = <-done })
+		if first && err != nil {
 			var buf [1 << 20]byte
 			n := runtime.Stack(buf[:], true)
 			t.Errorf("proxy Serve: %v\n%s", err, buf[:n])
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return stop
 }
 
 func newProxy(t testing.TB, cfg Config) *Proxy {
@@ -165,5 +179,3 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-var _ = net.Listen

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -73,10 +72,7 @@ func serveLimited(t *testing.T, p *Proxy, useTLS bool, alpn []string) (ln net.Li
 	if useTLS {
 		sc.TLS = conf
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, sc) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveTest(t, p, ln, sc)
 	addr := ln.Addr().String()
 	return ln, func() (net.Conn, error) {
 		if !useTLS {

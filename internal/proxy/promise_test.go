@@ -224,14 +224,11 @@ func TestShutdownGivesUpOnTheApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, ServerConfig{ShutdownTimeout: 200 * time.Millisecond}) }()
+	stop := serveTest(t, p, ln, ServerConfig{ShutdownTimeout: 200 * time.Millisecond})
 	got := make(chan result, 1)
 	go func() { got <- get(context.Background(), "http://"+ln.Addr().String()+"/block") }()
 	waitFor(t, "the app to take the request", func() bool { return b.inflight.Load() == 1 })
-	cancel()
-	if err := <-done; err == nil || !strings.Contains(err.Error(), "graceful stop") {
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "graceful stop") {
 		t.Fatalf("Serve after the shutdown timeout: %v, want the graceful stop's error", err)
 	}
 	<-got
