@@ -62,40 +62,51 @@ func (f *forwarded) isTrusted(remoteAddr string) bool {
 func (f *forwarded) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out.Header
 	keepOurs(in, out)
-	// What a trusted proxy says it received; nothing from anyone else.
-	said := func(string) string { return "" }
-	if f.isTrusted(in.RemoteAddr) {
-		said = in.Header.Get
-	} else {
+	said := claims{in.Header, f.isTrusted(in.RemoteAddr)}
+	if !said.trusted {
 		for _, h := range untrustedOnly {
 			delete(out, h)
 		}
 		out.Del("X-Forwarded-Prefix")
 	}
 	client := hostOnly(in.RemoteAddr)
-	if prior := said("X-Forwarded-For"); prior != "" {
+	if prior := said.get("X-Forwarded-For"); prior != "" {
 		client = strings.Join(in.Header["X-Forwarded-For"], ", ") + ", " + client
 	}
 	if client != "" {
 		out["X-Forwarded-For"] = []string{client}
 	}
-	proto := firstOf(said("X-Forwarded-Proto"), f.scheme, schemeOf(in))
+	proto := firstOf(said.get("X-Forwarded-Proto"), f.scheme, schemeOf(in))
 	out["X-Forwarded-Proto"] = []string{proto}
-	host := firstOf(said("X-Forwarded-Host"), in.Host)
+	host := firstOf(said.get("X-Forwarded-Host"), in.Host)
 	if host != "" {
 		out["X-Forwarded-Host"] = []string{host}
 	}
 	// The client-facing port: the one in the Host the client used, else the
 	// scheme's default; never the port the proxy listens on (inside a
 	// container that port is not the one clients see).
-	out["X-Forwarded-Port"] = []string{firstOf(said("X-Forwarded-Port"), portOf(host, proto))}
+	out["X-Forwarded-Port"] = []string{firstOf(said.get("X-Forwarded-Port"), portOf(host, proto))}
 	if f.prefix != "" {
-		if prior := said("X-Forwarded-Prefix"); prior != "" {
+		if prior := said.get("X-Forwarded-Prefix"); prior != "" {
 			out["X-Forwarded-Prefix"] = []string{strings.TrimRight(prior, "/") + f.prefix}
 		} else {
 			out["X-Forwarded-Prefix"] = []string{f.prefix}
 		}
 	}
+}
+
+// claims are what a trusted proxy says it received; nothing from anyone
+// else.
+type claims struct {
+	h       http.Header
+	trusted bool
+}
+
+func (c claims) get(name string) string {
+	if !c.trusted {
+		return ""
+	}
+	return c.h.Get(name)
 }
 
 // keepOurs undoes what the client may not do to the outgoing headers.

@@ -118,7 +118,7 @@ func (p *Proxy) admit(rec *recorder, r *http.Request, health bool) error {
 // then read and dropped) or the upstream connection is closed by a timeout.
 // A buffered answer is sent after the slot is released.
 func (p *Proxy) forward(rec *recorder, r *http.Request) error {
-	out := r.WithContext(context.WithoutCancel(r.Context()))
+	out := r.WithContext(&appContext{r.Context()})
 	if err := p.roundTrip(rec, out); err != nil {
 		return err
 	}
@@ -136,6 +136,15 @@ func (p *Proxy) forward(rec *recorder, r *http.Request) error {
 	rec.sendBuffered(p.cfg.ClientSendTimeout)
 	return nil
 }
+
+// appContext is the context of the request the app gets: the client's
+// values (its server, its connection), but not its end, as
+// context.WithoutCancel (whose Value allocates at every lookup).
+type appContext struct{ context.Context }
+
+func (*appContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*appContext) Done() <-chan struct{}       { return nil }
+func (*appContext) Err() error                  { return nil }
 
 // roundTrip forwards r to the target. A response that breaks while it is
 // buffered or discarded has not reached the client: it is answered (or
