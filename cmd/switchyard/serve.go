@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,7 +80,7 @@ func serveSettings(c *serveConfig) *settings {
 	s.integer(&c.workers, "workers", []string{"SWITCHYARD_WORKERS", "WORKERS"}, "1", "requests the static upstream takes at once (its worker count)", 1)
 	s.integer(&c.maxConns, "max-connections", []string{"SWITCHYARD_MAX_CONNECTIONS", "MAX_CONNECTIONS"}, "2000", "concurrent client connections; past it new ones get a quick 503 and are closed", 1)
 	s.duration(&c.queueTimeout, "queue-timeout", []string{"SWITCHYARD_QUEUE_TIMEOUT", "QUEUE_TIMEOUT"}, "3s", "how long a request waits for a worker before a 503 (bare number: milliseconds)")
-	s.integer(&c.queueSize, "queue-size", []string{"SWITCHYARD_QUEUE_SIZE"}, "0", "most requests waiting at once; past it a 503 at once (0: no cap but max-connections)", 0)
+	s.integer(&c.queueSize, "queue-size", []string{"SWITCHYARD_QUEUE_SIZE"}, strconv.Itoa(proxy.DefaultQueueSize), "most requests waiting at once; past it a 503 at once", 1)
 	s.str(&c.discipline, "queue-discipline", []string{"SWITCHYARD_QUEUE_DISCIPLINE"}, "fifo", "order of the queue: fifo or lifo")
 	s.str(&c.healthPath, "healthcheck-path", []string{"SWITCHYARD_HEALTHCHECK_PATH", "HEALTHCHECK_PATH"}, "/healthcheck", "path whose requests skip the queue")
 	s.str(&c.scheme, "scheme", []string{"SWITCHYARD_SCHEME", "SCHEME"}, "", "X-Forwarded-Proto to send (http or https); default: the connection's")

@@ -27,6 +27,9 @@ type httpSettings struct {
 	noBufferPrefixes  []string
 	clientBodyTimeout time.Duration
 	clientSendTimeout time.Duration
+	bufferTotalMemory int64 // 0: no cap
+	bufferTotalDisk   int64 // 0: no cap
+	http2MaxStreams   int
 }
 
 // addHTTPSettings declares its flags and environment variables.
@@ -53,6 +56,16 @@ func addHTTPSettings(s *settings, h *httpSettings) {
 		h.bufferMemory = n
 		return err
 	})
+	s.add("buffer-total-memory", []string{"SWITCHYARD_BUFFER_TOTAL_MEMORY"}, sizeString(proxy.DefaultBufferTotalMemory), "memory all buffered bodies together may hold; past it they spill to temp files sooner (0: no cap)", func(v string) error {
+		n, err := parseSize(v)
+		h.bufferTotalMemory = n
+		return err
+	})
+	s.add("buffer-total-disk", []string{"SWITCHYARD_BUFFER_TOTAL_DISK"}, sizeString(proxy.DefaultBufferTotalDisk), "bytes all spilled bodies together may hold; past it a request body is refused (503) and a response streamed (0: no cap)", func(v string) error {
+		n, err := parseSize(v)
+		h.bufferTotalDisk = n
+		return err
+	})
 	s.str(&h.bufferDir, "buffer-dir", []string{"SWITCHYARD_BUFFER_DIR"}, "", "directory for spilled bodies (default: the system temp dir); files are unlinked at once")
 	s.add("no-buffer-prefix", []string{"SWITCHYARD_NO_BUFFER_PREFIX"}, "", "app path prefix whose requests and responses are streamed, not buffered (repeatable; env: comma-separated)", func(v string) error {
 		for _, f := range strings.Split(v, ",") {
@@ -67,6 +80,7 @@ func addHTTPSettings(s *settings, h *httpSettings) {
 		return nil
 	})
 	s.duration(&h.clientBodyTimeout, "client-body-timeout", []string{"SWITCHYARD_CLIENT_BODY_TIMEOUT"}, "60s", "longest wait for the next bytes of a request body being buffered (408 past it)")
+	s.integer(&h.http2MaxStreams, "http2-max-streams", []string{"SWITCHYARD_HTTP2_MAX_STREAMS"}, strconv.Itoa(proxy.DefaultHTTP2MaxStreams), "most concurrent requests (streams) on one HTTP/2 connection; each also counts against --max-connections", 1)
 	s.duration(&h.clientSendTimeout, "client-send-timeout", []string{"SWITCHYARD_CLIENT_SEND_TIMEOUT"}, "60s", "longest wait for a client to take the next bytes of a buffered response (connection closed past it)")
 }
 
@@ -107,6 +121,30 @@ func (h *httpSettings) apply(c *proxy.Config) {
 	c.NoBufferPrefixes = h.noBufferPrefixes
 	c.ClientBodyTimeout = h.clientBodyTimeout
 	c.ClientSendTimeout = h.clientSendTimeout
+	c.BufferTotalMemory, c.BufferTotalDisk = noCap(h.bufferTotalMemory), noCap(h.bufferTotalDisk)
+	c.HTTP2MaxStreams = h.http2MaxStreams
+}
+
+// noCap maps the flags' 0 (no cap) to the proxy's negative.
+func noCap(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// sizeString writes a byte count as parseSize reads it (a default in the
+// help).
+func sizeString(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // wrapListener wraps the proxy's listener for the PROXY protocol.

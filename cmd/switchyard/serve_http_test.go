@@ -23,8 +23,10 @@ func TestParseHTTPSettings(t *testing.T) {
 	}
 	h := c.http
 	if !h.bufferRequests || !h.bufferResponses || h.maxBody != 100<<20 || h.bufferMemory != 1<<20 ||
-		h.clientBodyTimeout != 60*time.Second || h.clientSendTimeout != 60*time.Second || h.prefix != "" || h.proxyProtocol {
-		t.Fatalf("defaults: %+v", h)
+		h.clientBodyTimeout != 60*time.Second || h.clientSendTimeout != 60*time.Second || h.prefix != "" || h.proxyProtocol ||
+		h.bufferTotalMemory != proxy.DefaultBufferTotalMemory || h.bufferTotalDisk != proxy.DefaultBufferTotalDisk ||
+		h.http2MaxStreams != proxy.DefaultHTTP2MaxStreams || c.queueSize != proxy.DefaultQueueSize {
+		t.Fatalf("defaults: %+v, queue size %d", h, c.queueSize)
 	}
 
 	dir := t.TempDir()
@@ -46,10 +48,19 @@ func TestParseHTTPSettings(t *testing.T) {
 	if pc.Prefix != "/shop/" || pc.MaxBody != 2<<20 || pc.BufferResponses || !pc.BufferRequests || len(pc.NoBufferPrefixes) != 3 {
 		t.Fatalf("applied: %+v", pc)
 	}
-	c, _ = parseServe([]string{"--upstream", "a:1", "--max-body", "0"}, nil)
+	c, _ = parseServe([]string{"--upstream", "a:1", "--max-body", "0", "--buffer-total-disk", "0"}, nil)
 	c.http.apply(&pc)
-	if pc.MaxBody != -1 {
-		t.Fatalf("--max-body 0: Config.MaxBody %d, want -1 (no limit)", pc.MaxBody)
+	if pc.MaxBody != -1 || pc.BufferTotalDisk != -1 {
+		t.Fatalf("--max-body 0 --buffer-total-disk 0: Config.MaxBody %d, BufferTotalDisk %d, want -1 (no limit)", pc.MaxBody, pc.BufferTotalDisk)
+	}
+	c, err = parseServe([]string{"--upstream", "a:1", "--buffer-total-memory", "8m", "--http2-max-streams", "16"},
+		[]string{"SWITCHYARD_BUFFER_TOTAL_DISK=2GiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.http.apply(&pc)
+	if pc.BufferTotalMemory != 8<<20 || pc.BufferTotalDisk != 2<<30 || pc.HTTP2MaxStreams != 16 {
+		t.Fatalf("budgets and streams: %d %d %d", pc.BufferTotalMemory, pc.BufferTotalDisk, pc.HTTP2MaxStreams)
 	}
 }
 
@@ -73,6 +84,9 @@ func TestParseHTTPSettingsErrors(t *testing.T) {
 		{"relative no-buffer prefix", []string{"--no-buffer-prefix", "stream"}, "no-buffer-prefix"},
 		{"bad body timeout", []string{"--client-body-timeout", "soon"}, "client-body-timeout"},
 		{"bad bool", []string{"--buffer-requests=maybe"}, "buffer-requests"},
+		{"bad disk budget", []string{"--buffer-total-disk", "much"}, "buffer-total-disk"},
+		{"zero HTTP/2 streams", []string{"--http2-max-streams", "0"}, "http2-max-streams"},
+		{"zero queue size", []string{"--queue-size", "0"}, "queue-size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

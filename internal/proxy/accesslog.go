@@ -12,28 +12,49 @@ import (
 )
 
 // Access log formats. A format that is neither is a template of HAProxy-style
-// %-codes (see AccessLogCodes).
+// %-codes (see logCodes).
 const (
 	LogFormatJSON = "json"
-	LogFormatText = "text"
-	// DefaultTextFormat is the "text" line: HAProxy's
-	// `%HM %HU %ST %TR/%Tw/%Tr/%Ta %U` plus time, client, bytes out, request
-	// id, target and the proxy's reason when it answered itself.
-	DefaultTextFormat = `%T %ci "%HM %HU %HV" %ST %TR/%Tw/%Tr/%Ta %U %B %ID %s %E`
+	LogFormatText = "text" // DefaultTextFormat
 )
 
-// AccessLogCodes documents the template codes. Times are milliseconds, -1
-// for a phase the request never reached (HAProxy's convention).
-var AccessLogCodes = map[string]string{
-	"%T":  "time the request started, RFC 3339 with milliseconds",
-	"%ci": "client IP",
-	"%HM": "method", "%HU": "path and query", "%HP": "path", "%HV": "protocol",
-	"%ST": "status",
-	"%TR": "ms reading the request", "%Tw": "ms queued", "%Tr": "ms until the app's response headers",
-	"%Ta": "ms in total",
-	"%U":  "bytes received", "%B": "bytes sent",
-	"%ID": "request id", "%s": "target id", "%sa": "target address",
-	"%E": "why the proxy answered itself, or -", "%%": "a literal %",
+// logCode is one template code: what it writes, and how.
+type logCode struct {
+	doc string
+	put func(b []byte, e *entry) []byte
+}
+
+// logCodes are the template codes ("%%" is a literal %). Times are
+// milliseconds, -1 for a phase the request never reached (HAProxy's
+// convention).
+var logCodes = map[string]logCode{
+	"%T": {"time the request started, RFC 3339 with milliseconds", func(b []byte, e *entry) []byte {
+		return e.start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	}},
+	"%ci": {"client IP", func(b []byte, e *entry) []byte { return appendStr(b, e.client) }},
+	"%HM": {"method", func(b []byte, e *entry) []byte { return appendStr(b, e.method) }},
+	"%HU": {"path and query", func(b []byte, e *entry) []byte { return appendStr(b, e.uri) }},
+	"%HP": {"path", func(b []byte, e *entry) []byte {
+		p, _, _ := strings.Cut(e.uri, "?")
+		return appendStr(b, p)
+	}},
+	"%HV": {"protocol", func(b []byte, e *entry) []byte { return appendStr(b, e.proto) }},
+	"%ST": {"status", func(b []byte, e *entry) []byte { return strconv.AppendInt(b, int64(e.status), 10) }},
+	"%TR": {"ms reading the request", func(b []byte, e *entry) []byte { return appendMs(b, e.read, true) }},
+	"%Tw": {"ms queued", func(b []byte, e *entry) []byte { return appendMs(b, e.queue, e.queued) }},
+	"%Tr": {"ms until the app's response headers", func(b []byte, e *entry) []byte { return appendMs(b, e.app, e.gotApp) }},
+	"%Ta": {"ms in total", func(b []byte, e *entry) []byte { return appendMs(b, e.all, true) }},
+	"%U":  {"bytes received", func(b []byte, e *entry) []byte { return strconv.AppendInt(b, e.in, 10) }},
+	"%B":  {"bytes sent", func(b []byte, e *entry) []byte { return strconv.AppendInt(b, e.out, 10) }},
+	"%ID": {"request id", func(b []byte, e *entry) []byte { return appendStr(b, e.id) }},
+	"%s":  {"target id", func(b []byte, e *entry) []byte { return appendStr(b, e.target) }},
+	"%sa": {"target address", func(b []byte, e *entry) []byte { return appendStr(b, e.targetAddr) }},
+	"%E": {"why the proxy answered itself, or -", func(b []byte, e *entry) []byte {
+		if e.reason == "" {
+			return append(b, '-')
+		}
+		return strconv.AppendQuote(b, e.reason)
+	}},
 }
 
 // entry is everything one access-log line can say.
@@ -58,9 +79,10 @@ type AccessLog struct {
 	bufs sync.Pool
 }
 
+// logOp is a piece of a template: literal text, or a code's put.
 type logOp struct {
-	lit  string
-	code string
+	lit string
+	put func(b []byte, e *entry) []byte
 }
 
 // NewAccessLog makes an access log writing to w in format: "json", "text",
@@ -92,26 +114,18 @@ func parseTemplate(s string) ([]logOp, error) {
 			lit.WriteByte(s[i])
 			continue
 		}
-		code := ""
-		for _, n := range []int{3, 2} { // longest match first: %sa before %s
-			if i+n <= len(s) {
-				if _, ok := AccessLogCodes[s[i:i+n]]; ok {
-					code = s[i : i+n]
-					break
-				}
-			}
-		}
-		if code == "" {
+		code := codeAt(s[i:])
+		switch code {
+		case "":
 			return nil, fmt.Errorf("log format %q: unknown code at %q (known: %%T %%ci %%HM %%HU %%HP %%HV %%ST %%TR %%Tw %%Tr %%Ta %%U %%B %%ID %%s %%sa %%E %%%%)", s, s[i:min(i+3, len(s))])
-		}
-		if code == "%%" {
+		case "%%":
 			lit.WriteByte('%')
-		} else {
+		default:
 			if lit.Len() > 0 {
 				ops = append(ops, logOp{lit: lit.String()})
 				lit.Reset()
 			}
-			ops = append(ops, logOp{code: code})
+			ops = append(ops, logOp{put: logCodes[code].put})
 		}
 		i += len(code) - 1
 	}
@@ -119,6 +133,18 @@ func parseTemplate(s string) ([]logOp, error) {
 		ops = append(ops, logOp{lit: lit.String()})
 	}
 	return ops, nil
+}
+
+// codeAt is the code s starts with ("%sa" before "%s"), or "".
+func codeAt(s string) string {
+	for _, n := range []int{3, 2} {
+		if n <= len(s) {
+			if _, ok := logCodes[s[:n]]; ok || s[:n] == "%%" {
+				return s[:n]
+			}
+		}
+	}
+	return ""
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -153,11 +179,11 @@ func (l *AccessLog) write(e *entry) {
 	bp := l.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	for _, op := range l.ops {
-		if op.code == "" {
+		if op.put == nil {
 			b = append(b, op.lit...)
 			continue
 		}
-		b = e.appendCode(b, op.code)
+		b = op.put(b, e)
 	}
 	b = append(b, '\n')
 	_, _ = l.w.Write(b)
@@ -172,56 +198,32 @@ func appendMs(b []byte, d time.Duration, reached bool) []byte {
 	return strconv.AppendInt(b, d.Milliseconds(), 10)
 }
 
+// appendStr appends s, or "-" when it is empty. The text log's fields are
+// separated by spaces and some are quoted, so a client must not be able to
+// forge fields with what it sends (a request id, a URI): quotes, the
+// backslash, spaces, control characters and bytes past ASCII are written as
+// \xHH, as nginx's escape=default does.
 func appendStr(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '-')
 	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return appendEscaped(b, s)
+		}
+	}
 	return append(b, s...)
 }
 
-func (e *entry) appendCode(b []byte, code string) []byte {
-	switch code {
-	case "%T":
-		return e.start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
-	case "%ci":
-		return appendStr(b, e.client)
-	case "%HM":
-		return appendStr(b, e.method)
-	case "%HU":
-		return appendStr(b, e.uri)
-	case "%HP":
-		p := e.uri
-		if i := strings.IndexByte(p, '?'); i >= 0 {
-			p = p[:i]
+func appendEscaped(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
+			continue
 		}
-		return appendStr(b, p)
-	case "%HV":
-		return appendStr(b, e.proto)
-	case "%ST":
-		return strconv.AppendInt(b, int64(e.status), 10)
-	case "%TR":
-		return appendMs(b, e.read, true)
-	case "%Tw":
-		return appendMs(b, e.queue, e.queued)
-	case "%Tr":
-		return appendMs(b, e.app, e.gotApp)
-	case "%Ta":
-		return appendMs(b, e.all, true)
-	case "%U":
-		return strconv.AppendInt(b, e.in, 10)
-	case "%B":
-		return strconv.AppendInt(b, e.out, 10)
-	case "%ID":
-		return appendStr(b, e.id)
-	case "%s":
-		return appendStr(b, e.target)
-	case "%sa":
-		return appendStr(b, e.targetAddr)
-	case "%E":
-		if e.reason == "" {
-			return append(b, '-')
-		}
-		return strconv.AppendQuote(b, e.reason)
+		b = append(b, c)
 	}
 	return b
 }

@@ -115,3 +115,49 @@ func TestAccessLogTemplateErrors(t *testing.T) {
 		t.Errorf("%%%% escape: %v", err)
 	}
 }
+
+// A request id or URI with quotes, spaces or control characters cannot
+// forge fields of the text log: they are escaped as \xHH, and the line
+// keeps its shape.
+func TestAccessLogEscapes(t *testing.T) {
+	tests := []struct {
+		name, request string
+		field         int    // of the line split at spaces
+		want          string // that field
+	}{
+		{"quote and spaces in the request id",
+			"GET /x HTTP/1.1\r\nHost: t\r\nX-Request-Id: a\" 200 1/2/3/4 5 6 forged \"b\r\n\r\n",
+			9, `a\x22\x20200\x201/2/3/4\x205\x206\x20forged\x20\x22b`},
+		{"tab and high bytes in the request id",
+			"GET /x HTTP/1.1\r\nHost: t\r\nX-Request-Id: a\tb\xc3\xa9\r\n\r\n",
+			9, `a\x09b\xc3\xa9`},
+		{"quote in the URI",
+			"GET /x?q=\"a HTTP/1.1\r\nHost: t\r\nX-Request-Id: id\r\n\r\n",
+			3, `/x?q=\x22a`},
+		{"backslash in the URI",
+			"GET /x?q=\\x22 HTTP/1.1\r\nHost: t\r\nX-Request-Id: id\r\n\r\n",
+			3, `/x?q=\x5cx22`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, "app")
+			logs := &syncLog{}
+			al, _ := NewAccessLog(logs, LogFormatText)
+			p := newProxy(t, Config{AccessLog: al})
+			setTarget(t, p, b, 1)
+			url := startProxy(t, p)
+			if code := rawExchange(t, url, tt.request); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			waitFor(t, "the log line", func() bool { return logs.String() != "" })
+			line := strings.TrimSuffix(logs.String(), "\n")
+			f := strings.Split(line, " ")
+			if len(f) != 12 || strings.Count(line, `"`) != 2 {
+				t.Fatalf("line %q: %d fields, %d quotes; want 12 and 2", line, len(f), strings.Count(line, `"`))
+			}
+			if f[tt.field] != tt.want {
+				t.Errorf("field %d is %q, want %q (line %q)", tt.field, f[tt.field], tt.want, line)
+			}
+		})
+	}
+}

@@ -135,23 +135,23 @@ func BenchmarkStatsRecord(b *testing.B) {
 func BenchmarkWindowsSample(b *testing.B) {
 	var s Stats
 	fillStats(&s)
-	w := NewWindows(&s, 0)
+	w := newWindows(&s, 0, time.Now)
 	b.ReportAllocs()
 	for b.Loop() {
-		w.Sample()
+		w.sample()
 	}
 }
 
 func BenchmarkWindowsReport(b *testing.B) {
 	var s Stats
 	fillStats(&s)
-	w := NewWindows(&s, 0)
+	w := newWindows(&s, 0, time.Now)
 	for range 200 {
-		w.Sample()
+		w.sample()
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		w.Report()
+		w.report()
 	}
 }
 

@@ -6,9 +6,10 @@ package proxy
 // slow link (or a slowloris) costs a connection and a buffer, never one of
 // the app's few workers.
 //
-// A body is held in memory up to Config.BufferMemory, in pooled 32 KiB
-// chunks, and the rest in a temporary file that is unlinked as soon as it is
-// made (nothing is left behind, even after a crash).
+// This file is the policy: which bodies are buffered (not under a no-buffer
+// prefix, not HEAD, not server-sent events or responses with trailers), the
+// limits and timeouts while reading a request body, and the sending of a
+// buffered response once the app is done. spool.go holds the bodies.
 
 import (
 	"errors"
@@ -16,220 +17,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
+	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// spoolChunk is the size of one memory chunk.
-const spoolChunk = 32 << 10
-
-// chunkPool holds the chunks by pointer, so that giving one back does not
-// allocate.
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, spoolChunk); return &b }}
-
-var (
-	errBodyTooLarge = errors.New("request body too large")
-	errSpoolClosed  = errors.New("body buffer closed")
-)
-
-// spoolFiles counts the spill files open now (tests).
-var spoolFiles atomic.Int64
-
-// bufferError is a failure of the buffer itself (the spill file), not of
-// either peer.
-type bufferError struct{ err error }
-
-func (e *bufferError) Error() string { return "buffer: " + e.err.Error() }
-func (e *bufferError) Unwrap() error { return e.err }
-
-// spool holds one body: memory first, then a file.
-type spool struct {
-	memLimit int64
-	max      int64 // readFrom fails past it; 0: no limit
-	dir      string
-
-	chunks []*[]byte // all full but the last
-	inline [2]*[]byte
-	memN   int64 // bytes in chunks
-	n      int64 // bytes in all
-	file   *os.File
-	err    error // the first write error
-
-	// A request body is read by the transport's write loop, which can
-	// outlive the handler (the app answered before reading it all): mu
-	// keeps such a late Read from touching chunks given back to the pool.
-	mu     sync.Mutex
-	closed bool
-	rd     spoolReader
-	dl     bodyDeadline // for a request body being read
-}
-
-func (s *spool) init(c *Config) {
-	s.memLimit, s.dir = c.BufferMemory, c.BufferDir
-	if c.MaxBody > 0 {
-		s.max = c.MaxBody
-	}
-}
-
-// room is the free memory after the last chunk, up to the memory limit.
-func (s *spool) room() []byte {
-	if len(s.chunks) == 0 || len(*s.chunks[len(s.chunks)-1]) == spoolChunk {
-		if s.chunks == nil {
-			s.chunks = s.inline[:0]
-		}
-		s.chunks = append(s.chunks, chunkPool.Get().(*[]byte))
-	}
-	last := *s.chunks[len(s.chunks)-1]
-	free := min(int64(spoolChunk-len(last)), s.memLimit-s.memN)
-	return last[len(last) : len(last)+int(free)]
-}
-
-func (s *spool) grow(k int) {
-	c := s.chunks[len(s.chunks)-1]
-	*c = (*c)[:len(*c)+k]
-	s.memN += int64(k)
-	s.n += int64(k)
-}
-
-// chunk is the memory holding the body from off (< memN) on.
-func (s *spool) chunk(off int64) []byte { return (*s.chunks[off/spoolChunk])[off%spoolChunk:] }
-
-// Write appends b (the app's response, from ReverseProxy's copy).
-func (s *spool) Write(b []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	total := len(b)
-	for len(b) > 0 && s.memN < s.memLimit {
-		k := copy(s.room(), b)
-		s.grow(k)
-		b = b[k:]
-	}
-	if len(b) > 0 {
-		if err := s.toFile(b); err != nil {
-			s.err = err
-			return total - len(b), err
-		}
-	}
-	return total, nil
-}
-
-func (s *spool) toFile(b []byte) error {
-	if s.file == nil {
-		f, err := os.CreateTemp(s.dir, "switchyard-buffer-*")
-		if err != nil {
-			return &bufferError{err}
-		}
-		// Unlinked at once: the data lives until Close, and no file is left
-		// behind whatever happens to the process.
-		_ = os.Remove(f.Name())
-		s.file = f
-		spoolFiles.Add(1)
-	}
-	n, err := s.file.Write(b)
-	s.n += int64(n)
-	if err != nil {
-		return &bufferError{err}
-	}
-	return nil
-}
-
-// readFrom reads src to its end into the spool, reading straight into the
-// memory chunks.
-func (s *spool) readFrom(src io.Reader) error {
-	for {
-		var n int
-		var err error
-		if s.memN < s.memLimit {
-			n, err = src.Read(s.room())
-			s.grow(n)
-		} else {
-			bp := chunkPool.Get().(*[]byte)
-			n, err = src.Read((*bp)[:spoolChunk])
-			var werr error
-			if n > 0 {
-				werr = s.toFile((*bp)[:n])
-			}
-			chunkPool.Put(bp)
-			if werr != nil {
-				return werr
-			}
-		}
-		if s.max > 0 && s.n > s.max {
-			return errBodyTooLarge
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// readAt copies the bytes at off into p; the caller holds mu or owns s.
-func (s *spool) readAt(p []byte, off int64) (int, error) {
-	if s.closed {
-		return 0, errSpoolClosed
-	}
-	if off >= s.n {
-		return 0, io.EOF
-	}
-	if off < s.memN {
-		return copy(p, s.chunk(off)), nil
-	}
-	p = p[:min(int64(len(p)), s.n-off)]
-	n, err := s.file.ReadAt(p, off-s.memN)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
-}
-
-// close gives the chunks back and closes the file. Later reads fail.
-func (s *spool) close() {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	s.closed = true
-	for i, c := range s.chunks {
-		*c = (*c)[:0]
-		chunkPool.Put(c)
-		s.chunks[i] = nil
-	}
-	s.chunks = s.chunks[:0]
-	if s.file != nil {
-		_ = s.file.Close()
-		s.file = nil
-		spoolFiles.Add(-1)
-	}
-	s.memN, s.n = 0, 0
-	s.mu.Unlock()
-}
-
-// spoolReader reads a spool from the start: the request body sent to the app.
-type spoolReader struct {
-	s   *spool
-	off int64
-}
-
-func (r *spoolReader) Read(p []byte) (int, error) {
-	r.s.mu.Lock()
-	n, err := r.s.readAt(p, r.off)
-	r.s.mu.Unlock()
-	r.off += int64(n)
-	return n, err
-}
-
-func (r *spoolReader) Close() error { return nil }
-
-// getBody lets the transport replay the body (a retry on a dead keep-alive
-// connection).
-func (s *spool) getBody() (io.ReadCloser, error) { return &spoolReader{s: s}, nil }
 
 // hasBody is false for GET and the like: nothing to read, nothing allocated.
 func hasBody(r *http.Request) bool {
@@ -237,15 +29,14 @@ func hasBody(r *http.Request) bool {
 }
 
 // takeBody applies the body limit and, when requests are buffered, reads the
-// body whole before the request asks for a worker slot. It returns the
-// buffered body (nil if none) or, when the body is refused, the status and
-// reason to answer with.
-func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, stream bool) (*spool, int, string) {
+// body whole (into rec.body) before the request asks for a worker slot. An
+// error says why the body is refused.
+func (p *Proxy) takeBody(rec *recorder, r *http.Request, stream bool) error {
 	if !hasBody(r) {
-		return nil, 0, ""
+		return nil
 	}
 	if p.cfg.MaxBody > 0 && r.ContentLength > p.cfg.MaxBody {
-		return nil, http.StatusRequestEntityTooLarge, errBodyTooLarge.Error()
+		return errBodyTooLarge
 	}
 	if stream || !p.cfg.BufferRequests {
 		// The transport may still be reading the body (its last read looks
@@ -253,31 +44,29 @@ func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, 
 		// then discard and close the body under it, and the transport
 		// would drop the app connection mid-response. Full duplex leaves
 		// the body to the transport.
-		_ = http.NewResponseController(w).EnableFullDuplex()
+		_ = http.NewResponseController(rec.ResponseWriter).EnableFullDuplex()
 		if p.cfg.MaxBody > 0 && r.ContentLength < 0 {
 			rec.limited = &limitedBody{ReadCloser: r.Body, left: p.cfg.MaxBody}
 			r.Body = rec.limited
 		}
-		return nil, 0, ""
+		return nil
 	}
 	s := &spool{}
-	s.init(&p.cfg)
-	s.dl.init(w, r, p.cfg.ClientBodyTimeout)
-	err := s.readFrom(&s.dl)
-	if err != nil {
+	s.init(&p.cfg, &p.bufs)
+	s.dl.init(rec.ResponseWriter, r, p.cfg.ClientBodyTimeout)
+	if err := s.readFrom(&s.dl); err != nil {
 		// Leave the read deadline in the past: net/http's attempt to
 		// discard the rest of the body after the handler fails at once.
 		s.dl.set(time.Now())
 		s.close()
-		code, reason := bodyError(r, err)
-		return nil, code, reason
+		return bodyError(r, err)
 	}
 	s.dl.set(time.Time{})
 	s.dl = bodyDeadline{}
 	if s.n == 0 { // an empty chunked body
 		s.close()
 		r.Body, r.ContentLength = http.NoBody, 0
-		return nil, 0, ""
+		return nil
 	}
 	s.rd.s = s
 	r.Body = &s.rd
@@ -287,24 +76,22 @@ func (p *Proxy) takeBody(w http.ResponseWriter, r *http.Request, rec *recorder, 
 	r.Trailer = nil
 	// The body is here: the app has nothing to agree to.
 	delete(r.Header, "Expect")
-	return s, 0, ""
+	rec.body = s
+	return nil
 }
 
-// bodyError maps a failure to read the request body to an answer.
-func bodyError(r *http.Request, err error) (int, string) {
-	var be *bufferError
+// bodyError names a failure to read the request body.
+func bodyError(r *http.Request, err error) error {
 	var ne net.Error
 	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.As(err, &be):
-		return http.StatusInternalServerError, "request " + be.Error()
+	case errors.Is(err, errBodyTooLarge), errors.Is(err, errBufferFailed), errors.Is(err, errBuffersFull):
+		return err
 	case errors.As(err, &ne) && ne.Timeout():
-		return http.StatusRequestTimeout, "client body timeout"
+		return errBodyTimeout
 	case r.Context().Err() != nil, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.As(err, &ne):
-		return statusClientClosed, "client closed while sending the body"
+		return errLeftBody
 	}
-	return http.StatusBadRequest, "bad request body: " + err.Error()
+	return fmt.Errorf("%w: %w", errBadBody, err)
 }
 
 // bodyDeadline reads a request body with a read deadline renewed before
@@ -381,45 +168,117 @@ func (p *Proxy) unbuffered(path string) bool {
 	return false
 }
 
-// bufferDefaults fills in and checks the buffering fields.
-func (c *Config) bufferDefaults() error {
-	if c.MaxBody == 0 {
-		c.MaxBody = DefaultMaxBody
+// bufferableHeader is false for responses that must stream: server-sent
+// events, and responses with trailers (they need chunked encoding).
+func bufferableHeader(h http.Header) bool {
+	if _, ok := h["Trailer"]; ok {
+		return false
 	}
-	if c.BufferMemory == 0 {
-		c.BufferMemory = DefaultBufferMemory
-	}
-	if c.BufferMemory < 0 {
-		return fmt.Errorf("buffer memory %d: must be positive", c.BufferMemory)
-	}
-	if c.ClientBodyTimeout == 0 {
-		c.ClientBodyTimeout = DefaultClientBodyTimeout
-	}
-	if c.ClientSendTimeout == 0 {
-		c.ClientSendTimeout = DefaultClientSendTimeout
-	}
-	if c.ClientBodyTimeout < 0 || c.ClientSendTimeout < 0 {
-		return errors.New("client body and send timeouts must be positive")
-	}
-	if c.BufferDir != "" {
-		fi, err := os.Stat(c.BufferDir)
-		if err != nil {
-			return fmt.Errorf("buffer dir: %w", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("buffer dir %s: not a directory", c.BufferDir)
+	if ct := h["Content-Type"]; len(ct) > 0 {
+		const sse = "text/event-stream"
+		if v := strings.TrimSpace(ct[0]); len(v) >= len(sse) && strings.EqualFold(v[:len(sse)], sse) {
+			return false
 		}
 	}
-	pres := make([]string, 0, len(c.NoBufferPrefixes))
-	for _, pre := range c.NoBufferPrefixes {
-		if !strings.HasPrefix(pre, "/") {
-			return fmt.Errorf("no-buffer prefix %q: must start with /", pre)
-		}
-		if pre = strings.TrimRight(pre, "/"); pre == "" {
-			pre = "/"
-		}
-		pres = append(pres, pre)
+	return true
+}
+
+// unbuffer sends the buffered head of a response that grew past the limit
+// and switches to passing writes through.
+func (r *recorder) unbuffer() error {
+	r.buffering = false
+	r.enter(phaseWriting)
+	r.ResponseWriter.WriteHeader(r.code)
+	_, err := r.writeSpool(0)
+	r.resp.close()
+	return err
+}
+
+// sendBuffered sends the buffered response to the client. The app is done
+// with it: the caller has released the worker slot. The client must take
+// each piece of a response over one chunk (32 KiB) within timeout (0: no
+// limit), else the connection is dropped; a smaller one goes to the socket
+// buffer in one write, as an unbuffered response would.
+func (r *recorder) sendBuffered(timeout time.Duration) {
+	r.buffering = false
+	h := r.ResponseWriter.Header()
+	if _, ok := h["Content-Length"]; !ok && bodyAllowed(r.code) {
+		// The length is known now, even when the app streamed.
+		h["Content-Length"] = []string{strconv.FormatInt(r.resp.n, 10)}
 	}
-	c.NoBufferPrefixes = pres
-	return nil
+	r.enter(phaseWriting)
+	if r.resp.n <= spoolChunk {
+		timeout = 0
+	}
+	rc := http.NewResponseController(r.ResponseWriter)
+	if timeout > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	r.ResponseWriter.WriteHeader(r.code)
+	if _, err := r.writeSpool(timeout); err == nil && timeout > 0 {
+		// Push out what net/http still holds while the deadline stands,
+		// then clear it: the connection may serve another request.
+		_ = rc.Flush()
+	}
+	if timeout > 0 {
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
+	r.resp.close()
+}
+
+// writeSpool writes resp to the client, renewing the write deadline before
+// each piece when timeout > 0.
+func (r *recorder) writeSpool(timeout time.Duration) (int64, error) {
+	s := &r.resp
+	var rc *http.ResponseController
+	if timeout > 0 {
+		rc = http.NewResponseController(r.ResponseWriter)
+	}
+	var bp *[]byte // for the part in the file
+	var off int64
+	var err error
+	for off < s.n && err == nil {
+		var piece []byte
+		if off < s.memN {
+			piece = s.chunk(off)
+		} else {
+			if bp == nil {
+				bp = chunkPool.Get().(*[]byte)
+			}
+			var n int
+			if n, err = s.readAt((*bp)[:spoolChunk], off); n == 0 {
+				break
+			}
+			piece = (*bp)[:n]
+		}
+		if rc != nil && off > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		var n int
+		n, err = r.ResponseWriter.Write(piece)
+		r.bytes += int64(n)
+		off += int64(n)
+	}
+	if bp != nil {
+		chunkPool.Put(bp)
+	}
+	return off, err
+}
+
+// bodyAllowed is net/http's bodyAllowedForStatus.
+func bodyAllowed(code int) bool {
+	switch {
+	case code >= 100 && code <= 199, code == http.StatusNoContent, code == http.StatusNotModified:
+		return false
+	}
+	return true
+}
+
+// discardBuffered forgets a response being buffered (the app's body broke):
+// the proxy answers instead.
+func (r *recorder) discardBuffered() {
+	r.buffering = false
+	r.resp.close()
+	clear(r.ResponseWriter.Header())
+	r.status, r.headerAt = 0, time.Time{}
 }

@@ -21,7 +21,8 @@ import (
 )
 
 // Upgrades pass through the compressor and the proxy: the app hijacks the
-// connection and both ways work.
+// connection and both ways work. (The proxy passes WebSocket handshakes
+// only; the app here echoes lines rather than frames.)
 func TestCompressPassesUpgrades(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(czEchoUpgrade))
 	t.Cleanup(app.Close)
@@ -45,7 +46,7 @@ func TestCompressPassesUpgrades(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nAccept-Encoding: gzip, zstd\r\n\r\n")
+			fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nAccept-Encoding: gzip, zstd\r\n\r\n")
 			br := bufio.NewReader(conn)
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
@@ -195,8 +196,8 @@ func BenchmarkStaticVsProxy(b *testing.B) {
 
 // czEchoUpgrade answers an upgrade with 101 and echoes lines.
 func czEchoUpgrade(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Upgrade") != "echo" {
-		http.Error(w, "want Upgrade: echo", http.StatusBadRequest)
+	if r.Header.Get("Upgrade") != "websocket" {
+		http.Error(w, "want Upgrade: websocket", http.StatusBadRequest)
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
@@ -205,7 +206,7 @@ func czEchoUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	brw.Flush()
 	for {
 		line, err := brw.ReadString('\n')

@@ -15,8 +15,9 @@ import (
 // are counted in ServeHTTP with atomic adds. With HTTP/1 a connection carries
 // one request at a time, so the two agree and Open is their sum. Two cases
 // count requests rather than connections: an upgraded connection (WebSocket)
-// is in_app for as long as it lasts, and HTTP/2 (not served today) would put
-// each stream in its phase.
+// is in_app for as long as it lasts, and under HTTP/2 (served whenever TLS
+// is) each stream in progress is in its phase, so that a connection with
+// ten streams in the app counts ten in_app and Open counts streams.
 type ConnStates struct {
 	// Reading: accepted, or between requests and receiving one, until its
 	// headers are read and it is admitted.

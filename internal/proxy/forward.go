@@ -27,12 +27,19 @@ var copyBuffers = &bufferPool{}
 // newTarget builds a target with its own keep-alive pool, so that draining
 // it can close exactly its idle connections.
 func (p *Proxy) newTarget(id, addr string, workers int) *Target {
+	t := &Target{
+		id:      id,
+		addr:    addr,
+		workers: workers,
+		drained: make(chan struct{}),
+		stats:   &Stats{},
+	}
 	tr := &http.Transport{
 		Proxy: nil, // never an HTTP proxy from the environment: we are the proxy
-		DialContext: (&net.Dialer{
+		DialContext: t.conns.dialer(&net.Dialer{
 			Timeout:   p.cfg.ConnectTimeout,
 			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		}),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   max(workers+16, 64),
 		IdleConnTimeout:       90 * time.Second,
@@ -41,15 +48,8 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		// Pass the client's Accept-Encoding through and the app's encoding back.
 		DisableCompression: true,
 	}
-	t := &Target{
-		id:      id,
-		addr:    addr,
-		workers: workers,
-		drained: make(chan struct{}),
-		tr:      tr,
-		stats:   &Stats{},
-		since:   time.Now(),
-	}
+	t.tr = tr
+	p.targets.add(t)
 	t.windows = newWindows(t.stats, p.interval, p.clock)
 	if p.sampler != nil {
 		p.sampler.add(t.windows, t)
@@ -80,49 +80,69 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 	return t
 }
 
-// upstreamError turns a failed round trip into 502 (unreachable, broken
-// response) or 504 (no response headers within the upstream timeout).
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	rec, _ := w.(*recorder)
-	code, reason := classify(r, err)
-	if rec == nil {
-		w.WriteHeader(code)
-		return
+// upstreamConns are a target's connections to the app, so that the proxy
+// can give up on its requests in flight at once (Serve, when the graceful
+// stop runs out of time): their round trips fail, their slots come back.
+type upstreamConns struct{ set connSet[*upstreamConn] }
+
+var errUpstreamClosed = errors.New("the proxy stopped its upstream connections")
+
+// dialer wraps d's DialContext to track the connections it makes.
+func (s *upstreamConns) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		uc := &upstreamConn{Conn: c, set: &s.set}
+		if !s.set.add(uc) {
+			return nil, errUpstreamClosed
+		}
+		return uc, nil
 	}
-	if rec.limited != nil && rec.limited.over.Load() {
-		rec.Header().Set("Connection", "close")
-		rec.fail(http.StatusRequestEntityTooLarge, errBodyTooLarge.Error(),
-			"413 Request Entity Too Large: the body is over the limit\n", p.cfg.ResponseHeaders)
-		return
-	}
-	if code == statusClientClosed || rec.up != nil {
-		// Nobody is listening, or the connection is no longer HTTP (a
-		// protocol switch failed after the hijack): record it, write nothing.
-		rec.reason = reason
-		rec.status = code
-		return
-	}
-	body := "502 Bad Gateway: the app did not answer\n"
-	if code == http.StatusGatewayTimeout {
-		body = "504 Gateway Timeout: the app did not answer in time\n"
-	}
-	rec.fail(code, reason, body, p.cfg.ResponseHeaders)
 }
 
-// statusClientClosed is nginx's 499: the client left before the answer.
-const statusClientClosed = 499
+// closeAll closes every connection, and those made later at once.
+func (s *upstreamConns) closeAll() { s.set.closeAll(true) }
 
-func classify(r *http.Request, err error) (int, string) {
-	if r.Context().Err() != nil {
-		return statusClientClosed, "client closed request"
+type upstreamConn struct {
+	net.Conn
+	set  *connSet[*upstreamConn]
+	once sync.Once
+}
+
+func (c *upstreamConn) Close() error {
+	c.once.Do(func() { c.set.remove(c) })
+	return c.Conn.Close()
+}
+
+// targetSet is every target made that may still have requests in flight.
+type targetSet struct {
+	mu   sync.Mutex
+	list []*Target
+}
+
+// add remembers t, forgetting the targets whose drain is over.
+func (s *targetSet) add(t *Target) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := s.list[:0]
+	for _, o := range s.list {
+		select {
+		case <-o.drained:
+		default:
+			live = append(live, o)
+		}
 	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return http.StatusBadGateway, "upstream unreachable: " + err.Error()
+	s.list = append(live, t)
+}
+
+// abort closes the upstream connections of every target.
+func (s *targetSet) abort() {
+	s.mu.Lock()
+	list := append([]*Target(nil), s.list...)
+	s.mu.Unlock()
+	for _, t := range list {
+		t.conns.closeAll()
 	}
-	var te interface{ Timeout() bool }
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
-		return http.StatusGatewayTimeout, "upstream timeout: " + err.Error()
-	}
-	return http.StatusBadGateway, "upstream error: " + err.Error()
 }

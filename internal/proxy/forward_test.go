@@ -242,3 +242,85 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatal("still accepting after stop")
 	}
 }
+
+// Client-IP and scheme headers other than X-Forwarded-* (read by chi's
+// RealIP, Rack, Rails, gunicorn, Symfony...) reach the app only from a
+// trusted proxy; from anyone else they are dropped.
+func TestClientIPHeadersStripped(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	in := map[string]string{}
+	for _, h := range untrustedOnly {
+		in[h] = "forged"
+	}
+	if len(in) < 15 {
+		t.Fatalf("only %d headers in the list", len(in))
+	}
+	for _, name := range []string{"X-Real-Ip", "True-Client-Ip", "Client-Ip", "X-Forwarded-Scheme",
+		"X-Forwarded-Ssl", "X-Original-Url", "X-Forwarded-Protocol", "X-Forwarded-Server", "X-Rewrite-Url"} {
+		if _, ok := in[name]; !ok {
+			t.Fatalf("%s is not in the list", name)
+		}
+	}
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		kept    bool
+	}{
+		{"untrusted client", nil, false},
+		{"trusted proxy", loopback, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, "app")
+			p := newProxy(t, Config{TrustedProxies: tt.trusted})
+			setTarget(t, p, b, 2)
+			got := echoHeaders(t, startProxy(t, p), in)
+			for name := range in {
+				if kept := got.Get(name) == "forged"; kept != tt.kept {
+					t.Errorf("%s: reached the app %v, want %v", name, kept, tt.kept)
+				}
+			}
+			if got.Get("Forwarded") != "" {
+				t.Errorf("Forwarded reached the app: %q", got.Get("Forwarded"))
+			}
+		})
+	}
+}
+
+// Naming a header in Connection drops it on the way (hop-by-hop), but
+// never one the proxy sets itself: the request id and X-Forwarded-* reach
+// the app, and the id is the one in the access log.
+func TestConnectionHeaderKeepsOurs(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     map[string]string
+		wantID string // "": any, but the logged one
+	}{
+		{"client id named in Connection", map[string]string{"X-Request-Id": "abc-1", "Connection": "X-Request-Id"}, "abc-1"},
+		{"generated id named in Connection", map[string]string{"Connection": "X-Request-Id"}, ""},
+		{"forwarded headers named in Connection", map[string]string{"Connection": "X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-Port"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, "app")
+			logs := &syncLog{}
+			al, _ := NewAccessLog(logs, "%ID")
+			p := newProxy(t, Config{AccessLog: al})
+			setTarget(t, p, b, 2)
+			got := echoHeaders(t, startProxy(t, p), tt.in)
+			id := got.Get("X-Request-Id")
+			if id == "" || (tt.wantID != "" && id != tt.wantID) {
+				t.Errorf("the app got request id %q, want %q", id, tt.wantID)
+			}
+			waitFor(t, "the log line", func() bool { return logs.String() != "" })
+			if logged := strings.TrimSpace(logs.String()); logged != id {
+				t.Errorf("logged id %q, the app got %q", logged, id)
+			}
+			for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port"} {
+				if got.Get(h) == "" {
+					t.Errorf("%s did not reach the app", h)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Header is one response header added to every response (HAProxy's
@@ -54,56 +57,87 @@ func (f *forwarded) isTrusted(remoteAddr string) bool {
 }
 
 // rewrite runs inside httputil.ReverseProxy's Rewrite hook, where Out has
-// already lost X-Forwarded-For/Host/Proto and Forwarded.
+// already lost X-Forwarded-For/Host/Proto, Forwarded and the hop-by-hop
+// headers (those the client named in Connection too).
 func (f *forwarded) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out.Header
-	trusted := f.isTrusted(in.RemoteAddr)
+	keepOurs(in, out)
+	said := claims{in.Header, f.isTrusted(in.RemoteAddr)}
+	if !said.trusted {
+		for _, h := range untrustedOnly {
+			delete(out, h)
+		}
+		out.Del("X-Forwarded-Prefix")
+	}
 	client := hostOnly(in.RemoteAddr)
-
-	if prior, ok := in.Header["X-Forwarded-For"]; ok && trusted && len(prior) > 0 {
-		out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + client}
-	} else if client != "" {
+	if prior := said.get("X-Forwarded-For"); prior != "" {
+		client = strings.Join(in.Header["X-Forwarded-For"], ", ") + ", " + client
+	}
+	if client != "" {
 		out["X-Forwarded-For"] = []string{client}
 	}
-
-	proto := f.scheme
-	if proto == "" {
-		proto = "http"
-		if in.TLS != nil {
-			proto = "https"
-		}
-	}
-	if v := in.Header.Get("X-Forwarded-Proto"); trusted && v != "" {
-		proto = v
-	}
+	proto := firstOf(said.get("X-Forwarded-Proto"), f.scheme, schemeOf(in))
 	out["X-Forwarded-Proto"] = []string{proto}
-
-	host := in.Host
-	if v := in.Header.Get("X-Forwarded-Host"); trusted && v != "" {
-		host = v
-	}
+	host := firstOf(said.get("X-Forwarded-Host"), in.Host)
 	if host != "" {
 		out["X-Forwarded-Host"] = []string{host}
 	}
-
 	// The client-facing port: the one in the Host the client used, else the
 	// scheme's default; never the port the proxy listens on (inside a
 	// container that port is not the one clients see).
-	if v := in.Header.Get("X-Forwarded-Port"); trusted && v != "" {
-		out["X-Forwarded-Port"] = []string{v}
-	} else {
-		out["X-Forwarded-Port"] = []string{portOf(host, proto)}
-	}
-	switch {
-	case f.prefix != "":
-		v := f.prefix
-		if prior := in.Header.Get("X-Forwarded-Prefix"); trusted && prior != "" {
-			v = strings.TrimRight(prior, "/") + f.prefix
+	out["X-Forwarded-Port"] = []string{firstOf(said.get("X-Forwarded-Port"), portOf(host, proto))}
+	if f.prefix != "" {
+		if prior := said.get("X-Forwarded-Prefix"); prior != "" {
+			out["X-Forwarded-Prefix"] = []string{strings.TrimRight(prior, "/") + f.prefix}
+		} else {
+			out["X-Forwarded-Prefix"] = []string{f.prefix}
 		}
-		out["X-Forwarded-Prefix"] = []string{v}
-	case !trusted:
-		out.Del("X-Forwarded-Prefix")
 	}
+}
+
+// claims are what a trusted proxy says it received; nothing from anyone
+// else.
+type claims struct {
+	h       http.Header
+	trusted bool
+}
+
+func (c claims) get(name string) string {
+	if !c.trusted {
+		return ""
+	}
+	return c.h.Get(name)
+}
+
+// keepOurs undoes what the client may not do to the outgoing headers.
+func keepOurs(in *http.Request, out http.Header) {
+	// ReverseProxy put back the Upgrade of any request naming one; only a
+	// WebSocket handshake may ask the app to switch protocols.
+	if _, ok := out["Upgrade"]; ok && !isUpgrade(in) {
+		delete(out, "Upgrade")
+		delete(out, "Connection")
+	}
+	// A Connection header may name hop-by-hop headers, which are then not
+	// forwarded; never the request id the proxy logs.
+	out["X-Request-Id"] = in.Header["X-Request-Id"]
+}
+
+// schemeOf is the scheme of the client's connection.
+func schemeOf(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// firstOf is the first of vs that is not empty.
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func portOf(host, proto string) string {
@@ -150,9 +184,43 @@ func (g *requestIDs) next() string {
 	return string(b)
 }
 
+// checkHeaders validates response headers set by the operator, which
+// net/http would otherwise drop (a name that is not a token) or send broken
+// (a control character in a value): a name must be an HTTP token, a value
+// may hold no control character but the tab.
+func checkHeaders(hs []Header) error {
+	for _, h := range hs {
+		if !httpguts.ValidHeaderFieldName(h.Name) {
+			return fmt.Errorf("response header %q: invalid name: use letters, digits and !#$%%&'*+-.^_`|~ only", h.Name)
+		}
+		for i := 0; i < len(h.Value); i++ {
+			if c := h.Value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return fmt.Errorf("response header %q: value has a control character (%#02x) at byte %d: remove it", h.Name, c, i)
+			}
+		}
+	}
+	return nil
+}
+
 // setResponseHeaders applies the configured headers to h.
 func setResponseHeaders(h http.Header, hs []Header) {
 	for _, x := range hs {
 		h.Set(x.Name, x.Value)
 	}
+}
+
+// untrustedOnly are the headers, beside X-Forwarded-*, by which a proxy
+// tells the app who the client is, how it connected or what it asked for.
+// Frameworks trust them (chi's RealIP: X-Real-IP, True-Client-IP; Rack:
+// X-Forwarded-Scheme, X-Forwarded-Ssl; Rails: Client-IP; gunicorn's
+// secure_scheme_headers: X-Forwarded-Protocol, X-Forwarded-Ssl; Symfony and
+// IIS: X-Original-URL, X-Rewrite-URL; Apache: X-Forwarded-Server), so they
+// reach the app only from a trusted proxy. Forwarded (RFC 7239) never does:
+// ReverseProxy drops it, and the proxy sends X-Forwarded-* instead.
+var untrustedOnly = []string{
+	"X-Real-Ip", "True-Client-Ip", "Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+	"Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Original-Forwarded-For", "X-Forwarded",
+	"Forwarded-For", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Forwarded-Protocol",
+	"X-Url-Scheme", "Front-End-Https", "X-Forwarded-Server", "X-Forwarded-Uri",
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host",
 }

@@ -23,8 +23,11 @@ type backend struct {
 	peak     atomic.Int64
 	served   atomic.Int64
 	hold     chan struct{} // when non-nil, /hold requests wait for a receive
-	mu       sync.Mutex
-	order    []string // values of ?n= in arrival order
+	// /block requests wait for a receive from block and nothing else: a
+	// gunicorn sync worker, which never notices that its client left.
+	block chan struct{}
+	mu    sync.Mutex
+	order []string // values of ?n= in arrival order
 }
 
 func newBackend(t testing.TB, name string) *backend {
@@ -54,7 +57,13 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		case <-b.hold:
 		case <-r.Context().Done():
 		}
-	case "/sleep":
+	case "/block":
+		<-b.block
+	case "/sleep": // ignores its client too
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+	case "/read": // reads the whole body, then sleeps ?d
+		io.Copy(io.Discard, r.Body)
 		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
 		time.Sleep(d)
 	case "/headers":
@@ -82,21 +91,35 @@ func startProxy(t testing.TB, p *Proxy) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveTest(t, p, ln, ServerConfig{ShutdownTimeout: 5 * time.Second})
+	// Runs before serveTest's: spare connections the client dialed but never
+	// used count as busy for 5 s in http.Server.Shutdown.
+	t.Cleanup(client.CloseIdleConnections)
+	return "http://" + ln.Addr().String()
+}
+
+// serveTest serves p on ln until stop is called, which returns Serve's
+// error; otherwise the test's cleanup stops it and reports an error.
+func serveTest(t testing.TB, p *Proxy, ln net.Listener, sc ServerConfig) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, ServerConfig{ShutdownTimeout: 5 * time.Second}) }()
+	go func() { done <- p.Serve(ctx, ln, sc) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
 	t.Cleanup(func() {
-		// Spare connections the client dialed but never used count as busy
-		// for 5 s in http.Server.Shutdown: close them first.
-		client.CloseIdleConnections()
-		cancel()
-		if err := <-done; err != nil {
+		var first bool
+		once.Do(func() { first = true; cancel(); err = <-done })
+		if first && err != nil {
 			var buf [1 << 20]byte
 			n := runtime.Stack(buf[:], true)
 			t.Errorf("proxy Serve: %v\n%s", err, buf[:n])
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return stop
 }
 
 func newProxy(t testing.TB, cfg Config) *Proxy {
@@ -156,5 +179,3 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-var _ = net.Listen

@@ -2,20 +2,35 @@ package proxy
 
 import (
 	"context"
+
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // limitListener refuses connections past a limit quickly (a short 503 and a
 // close) instead of leaving them in the kernel backlog, and wraps accepted
 // connections to learn when each request's first byte arrived.
+//
+// The limit bounds the requests in progress too, whatever the protocol: an
+// HTTP/1 connection carries one at a time, and each HTTP/2 stream in
+// progress counts as one more connection (Proxy.ServeHTTP asks openStream),
+// so that a few HTTP/2 connections cannot queue thousands of requests.
+//
+// Under TLS (quiet) a refused connection is closed without a word: a
+// plaintext 503 inside what the client takes for a TLS stream would be
+// reported as a protocol error, and answering after a handshake would spend
+// on an over-limit client the CPU the limit is there to save.
 type limitListener struct {
 	net.Listener
-	max    int64
-	open   atomic.Int64
-	refuse atomic.Uint64
+	max     int64
+	open    atomic.Int64 // connections
+	streams atomic.Int64 // HTTP/2 streams in progress
+	refuse  atomic.Uint64
+	quiet   atomic.Bool
 }
 
 // refusal is written to a connection over the limit. It is a complete
@@ -43,17 +58,55 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.max > 0 && l.open.Load() >= l.max {
+		if l.max > 0 && l.open.Load()+l.streams.Load() >= l.max {
 			l.refuse.Add(1)
-			// The socket's send buffer is empty: this write does not block
-			// for long, and the deadline bounds it if the peer is odd.
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write(refusal)
+			if !l.quiet.Load() {
+				// The socket's send buffer is empty: this write does not
+				// block for long, and the deadline bounds it if the peer is
+				// odd.
+				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = c.Write(refusal)
+			}
 			_ = c.Close()
 			continue
 		}
 		l.open.Add(1)
 		return &trackedConn{Conn: c, l: l}, nil
+	}
+}
+
+// openStream counts one more HTTP/2 stream in progress, or reports false
+// when the limit is reached.
+func (l *limitListener) openStream() bool {
+	if l.max <= 0 {
+		return true
+	}
+	if l.open.Load()+l.streams.Add(1) > l.max {
+		l.streams.Add(-1)
+		l.refuse.Add(1)
+		return false
+	}
+	return true
+}
+
+func (l *limitListener) closeStream() {
+	if l.max > 0 {
+		l.streams.Add(-1)
+	}
+}
+
+// limitOf finds the limitListener under ln (Listen's, maybe wrapped for the
+// PROXY protocol).
+func limitOf(ln net.Listener) *limitListener {
+	for {
+		switch v := ln.(type) {
+		case *limitListener:
+			return v
+		case *proxyproto.Listener:
+			ln = v.Listener
+		default:
+			return nil
+		}
 	}
 }
 

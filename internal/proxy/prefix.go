@@ -12,13 +12,10 @@ package proxy
 // escaped form is stripped alongside when it has the same prefix.
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 )
-
-var errOutsidePrefix = errors.New("outside the prefix")
 
 // normalizePrefix checks a configured prefix and drops a trailing slash;
 // "" and "/" mean none.

@@ -7,13 +7,6 @@ import (
 	"time"
 )
 
-// Reasons a request is not admitted. They end up in the access log.
-var (
-	errQueueTimeout = errors.New("queue timeout")
-	errQueueFull    = errors.New("queue full")
-	errNoTarget     = errors.New("no active upstream")
-)
-
 // Queue disciplines. FIFO is what HAProxy does; LIFO serves the newest
 // waiter first, which keeps latency low for most clients under sustained
 // overload at the cost of the oldest waiters (they time out instead).
@@ -130,6 +123,9 @@ type admission struct {
 // acquire returns the target whose slot the caller now holds, or an error
 // once the request has waited timeout, the queue is full, or ctx ends.
 func (a *admission) acquire(ctx context.Context, timeout time.Duration) (*Target, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the client left before asking: nothing for the app
+	}
 	a.mu.Lock()
 	t := a.active
 	if t == nil {
@@ -194,8 +190,25 @@ func (a *admission) release(t *Target) {
 	t.release()
 }
 
+// releaseSlot returns the slot of a request that keeps its in-flight
+// reference (an upgraded connection). The next waiter gets the slot with a
+// reference of its own.
+func (a *admission) releaseSlot(t *Target) {
+	a.mu.Lock()
+	if t == a.active {
+		if w := a.disc.pop(&a.waiters); w != nil {
+			t.inflight.Add(1)
+			w.ready <- t
+			a.mu.Unlock()
+			return
+		}
+	}
+	t.busy--
+	a.mu.Unlock()
+}
+
 // acquireBypass takes an in-flight reference on the active target without a
-// slot (health checks).
+// slot (a health check within the health gate's places).
 func (a *admission) acquireBypass() *Target {
 	a.mu.Lock()
 	t := a.active

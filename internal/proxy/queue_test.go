@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -233,6 +234,10 @@ func TestConfigErrors(t *testing.T) {
 		{"scheme", Config{Scheme: "ftp"}, "scheme"},
 		{"discipline", Config{Discipline: "random"}, "discipline"},
 		{"header", Config{ResponseHeaders: []Header{{Name: "Bad Name", Value: "x"}}}, "header"},
+		{"header name not a token", Config{ResponseHeaders: []Header{{Name: "Bad(Name)", Value: "x"}}}, `response header "Bad(Name)": invalid name`},
+		{"header value with a bell", Config{ResponseHeaders: []Header{{Name: "X-A", Value: "a\x07b"}}}, `response header "X-A": value has a control character`},
+		{"header value with NUL", Config{ResponseHeaders: []Header{{Name: "X-A", Value: "a\x00"}}}, "control character"},
+		{"header value with LF", Config{ResponseHeaders: []Header{{Name: "X-A", Value: "a\nb"}}}, "control character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,8 +247,76 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	if _, err := New(Config{ResponseHeaders: []Header{{Name: "X-Ok", Value: "a\tb c"}}}); err != nil {
+		t.Fatalf("a tab in a header value: %v", err)
+	}
+	if _, err := NewStatic(StaticConfig{Dir: t.TempDir(), Headers: []Header{{Name: "Bad(Name)", Value: "x"}}}, nil); err == nil ||
+		!strings.Contains(err.Error(), "invalid name") {
+		t.Fatalf("NewStatic with a bad header name: %v", err)
+	}
 	p := newProxy(t, Config{})
 	if _, _, err := p.SetTarget("x", "127.0.0.1:1", 0); err == nil {
 		t.Fatal("SetTarget with 0 workers: no error")
+	}
+}
+
+// The health path skips the queue for GET and HEAD, at most
+// DefaultHealthInFlight at once; past that, and for other methods, a health
+// request waits in the queue as any other. Eight slow health checks at once
+// never put more than workers + DefaultHealthInFlight in the app.
+func TestHealthBypassCapped(t *testing.T) {
+	tests := []struct {
+		name      string
+		method    string
+		n         int
+		wantOK    int // answered by the app; the rest wait for the busy worker and get a 503
+		wantSlots int
+	}{
+		{"GET, eight at once", http.MethodGet, 8, DefaultHealthInFlight, DefaultHealthInFlight},
+		{"HEAD, eight at once", http.MethodHead, 8, DefaultHealthInFlight, DefaultHealthInFlight},
+		{"POST queues", http.MethodPost, 2, 0, 0},
+		{"DELETE queues", http.MethodDelete, 1, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBackend(t, "app")
+			b.block = make(chan struct{})
+			defer close(b.block)
+			p := newProxy(t, Config{QueueTimeout: 400 * time.Millisecond, HealthPath: "/sleep"})
+			setTarget(t, p, b, 1)
+			url := startProxy(t, p)
+			go get(context.Background(), url+"/block")
+			waitFor(t, "the worker to be taken", func() bool { return b.inflight.Load() == 1 })
+			codes := make(chan int, tt.n)
+			for i := 0; i < tt.n; i++ {
+				go func() {
+					req, _ := http.NewRequest(tt.method, url+"/sleep?d=300ms", nil)
+					resp, err := client.Do(req)
+					if err != nil {
+						codes <- 0
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					codes <- resp.StatusCode
+				}()
+			}
+			ok := 0
+			for i := 0; i < tt.n; i++ {
+				switch c := <-codes; c {
+				case 200:
+					ok++
+				case 503:
+				default:
+					t.Errorf("health request: status %d", c)
+				}
+			}
+			if ok != tt.wantOK {
+				t.Errorf("%d health requests answered by the app, want %d (the rest queue behind the busy worker)", ok, tt.wantOK)
+			}
+			if got, max := b.peak.Load(), int64(1+tt.wantSlots); got > max {
+				t.Errorf("the app held %d requests at once, want at most %d", got, max)
+			}
+		})
 	}
 }

@@ -1,10 +1,9 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"net/http"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,33 +13,56 @@ import (
 // http.ResponseController (used by ReverseProxy to flush and to hijack for
 // upgrades) reaches the real writer.
 //
-// With response buffering it also holds the app's response: WriteHeader and
+// It also carries the rest of one request's state through ServeHTTP, so
+// that the whole of it comes from one pool: its fields are grouped by the
+// file that owns them.
+//
+// With response buffering it holds the app's response: WriteHeader and
 // Write go into resp instead of to the client, and sendBuffered sends them
-// once the app is done and its worker slot is released.
+// once the app is done and its worker slot is released. When the client
+// has left before the app answered, the answer is discarded instead.
 type recorder struct {
 	http.ResponseWriter
-	status   int
-	bytes    int64
-	headerAt time.Time
-	reason   string // why the proxy answered itself (for the log)
-	failed   bool   // the proxy made a 502/504
+	p *Proxy
 
-	phases *atomic.Uint64 // the proxy's request phases; nil with stats off
-	phase  uint64         // this request's part in them
+	// recorder.go: what the client got.
+	status     int
+	bytes      int64
+	headerAt   time.Time
+	reason     string // why the proxy answered itself (for the log)
+	failed     bool   // the proxy made a 502/504
+	discarding bool   // the client left before the answer: drop it
+	discarded  int64
 
-	// Response buffering (buffer.go).
-	cfg        *Config
+	// request.go: the request's way through the proxy.
+	client context.Context // the client's request context; the app's is detached
+	e      entry           // its access-log line
+	lease  lease           // what it holds on its target
+	target *Target         // the target it was admitted to
+	upErr  error           // the failed round trip (answer.go's upstreamError)
+	stream *limitListener  // an HTTP/2 stream counted against its connection limit
+
+	// connstate.go: the proxy's request phases (nil with stats off) and
+	// this request's part in them.
+	phases *atomic.Uint64
+	phase  uint64
+
+	// buffer.go: the request body and the app's response while buffered.
+	body       *spool // the buffered request body, or nil
+	limited    *limitedBody
 	bufferable bool  // this request's response may be buffered
 	buffering  bool  // resp holds the app's response, nothing is sent yet
 	code       int   // the app's status, sent by sendBuffered
 	resp       spool // the app's response body while buffering
-	limited    *limitedBody
 
-	// Upgrades (upgrade.go): the target to register a hijacked connection
-	// with, and that connection.
-	target *Target
-	up     *upgradedConn
+	// upgrade.go: the connection after a protocol switch.
+	up *upgradedConn
 }
+
+// discardLimit is how much of an answer nobody waits for is read from the
+// app (so that its connection can serve again) before the proxy closes the
+// connection instead.
+const discardLimit = 256 << 10
 
 // enter moves the request to phase ph (phaseNone when it ends).
 func (r *recorder) enter(ph uint64) {
@@ -49,8 +71,6 @@ func (r *recorder) enter(ph uint64) {
 		r.phase = ph
 	}
 }
-
-var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
 
 func (r *recorder) WriteHeader(code int) {
 	if r.buffering {
@@ -61,10 +81,17 @@ func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 		r.headerAt = time.Now()
+		if r.target != nil && r.client.Err() != nil {
+			// The client left while the app worked: the app's answer is
+			// read (the slot is held until then) and dropped.
+			r.discarding = true
+			r.status, r.reason = statusClientClosed, errDiscarded.Error()
+			return
+		}
 		if r.bufferable && code >= 200 && bufferableHeader(r.ResponseWriter.Header()) {
 			r.buffering = true
 			r.code = code
-			r.resp.init(r.cfg)
+			r.resp.init(&r.p.cfg, &r.p.bufs)
 			return
 		}
 		r.enter(phaseWriting)
@@ -72,44 +99,41 @@ func (r *recorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
-// bufferableHeader is false for responses that must stream: server-sent
-// events, and responses with trailers (they need chunked encoding).
-func bufferableHeader(h http.Header) bool {
-	if _, ok := h["Trailer"]; ok {
-		return false
-	}
-	if ct := h["Content-Type"]; len(ct) > 0 {
-		const sse = "text/event-stream"
-		if v := strings.TrimSpace(ct[0]); len(v) >= len(sse) && strings.EqualFold(v[:len(sse)], sse) {
-			return false
-		}
-	}
-	return true
-}
-
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.WriteHeader(http.StatusOK)
 	}
+	if r.discarding {
+		if r.discarded += int64(len(b)); r.discarded > discardLimit {
+			return 0, errClientGone
+		}
+		return len(b), nil
+	}
+	buffered := 0
 	if r.buffering {
 		if r.resp.max == 0 || r.resp.n+int64(len(b)) <= r.resp.max {
-			return r.resp.Write(b)
+			n, err := r.resp.Write(b)
+			if !errors.Is(err, errBuffersFull) {
+				return n, err
+			}
+			buffered, b = n, b[n:]
 		}
-		// Past the limit: send what is here and stream the rest, holding
-		// the worker as an unbuffered response does.
+		// Past the body limit or the proxy's buffer budget: send what is
+		// here and stream the rest, holding the worker as an unbuffered
+		// response does.
 		if err := r.unbuffer(); err != nil {
-			return 0, err
+			return buffered, err
 		}
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
-	return n, err
+	return buffered + n, err
 }
 
 // FlushError is a no-op while buffering (ReverseProxy flushes streamed
 // responses after every write); otherwise it flushes the client's writer.
 func (r *recorder) FlushError() error {
-	if r.buffering {
+	if r.buffering || r.discarding {
 		return nil
 	}
 	return http.NewResponseController(r.ResponseWriter).Flush()
@@ -119,106 +143,6 @@ func (r *recorder) FlushError() error {
 func (r *recorder) Flush() { _ = r.FlushError() }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// unbuffer sends the buffered head of a response that grew past the limit
-// and switches to passing writes through.
-func (r *recorder) unbuffer() error {
-	r.buffering = false
-	r.enter(phaseWriting)
-	r.ResponseWriter.WriteHeader(r.code)
-	_, err := r.writeSpool(0)
-	r.resp.close()
-	return err
-}
-
-// sendBuffered sends the buffered response to the client. The app is done
-// with it: the caller has released the worker slot. The client must take
-// each piece of a response over one chunk (32 KiB) within timeout (0: no
-// limit), else the connection is dropped; a smaller one goes to the socket
-// buffer in one write, as an unbuffered response would.
-func (r *recorder) sendBuffered(timeout time.Duration) {
-	r.buffering = false
-	h := r.ResponseWriter.Header()
-	if _, ok := h["Content-Length"]; !ok && bodyAllowed(r.code) {
-		// The length is known now, even when the app streamed.
-		h["Content-Length"] = []string{strconv.FormatInt(r.resp.n, 10)}
-	}
-	r.enter(phaseWriting)
-	if r.resp.n <= spoolChunk {
-		timeout = 0
-	}
-	rc := http.NewResponseController(r.ResponseWriter)
-	if timeout > 0 {
-		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-	}
-	r.ResponseWriter.WriteHeader(r.code)
-	if _, err := r.writeSpool(timeout); err == nil && timeout > 0 {
-		// Push out what net/http still holds while the deadline stands,
-		// then clear it: the connection may serve another request.
-		_ = rc.Flush()
-	}
-	if timeout > 0 {
-		_ = rc.SetWriteDeadline(time.Time{})
-	}
-	r.resp.close()
-}
-
-// writeSpool writes resp to the client, renewing the write deadline before
-// each piece when timeout > 0.
-func (r *recorder) writeSpool(timeout time.Duration) (int64, error) {
-	s := &r.resp
-	var rc *http.ResponseController
-	if timeout > 0 {
-		rc = http.NewResponseController(r.ResponseWriter)
-	}
-	var bp *[]byte // for the part in the file
-	var off int64
-	var err error
-	for off < s.n && err == nil {
-		var piece []byte
-		if off < s.memN {
-			piece = s.chunk(off)
-		} else {
-			if bp == nil {
-				bp = chunkPool.Get().(*[]byte)
-			}
-			var n int
-			if n, err = s.readAt((*bp)[:spoolChunk], off); n == 0 {
-				break
-			}
-			piece = (*bp)[:n]
-		}
-		if rc != nil && off > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-		}
-		var n int
-		n, err = r.ResponseWriter.Write(piece)
-		r.bytes += int64(n)
-		off += int64(n)
-	}
-	if bp != nil {
-		chunkPool.Put(bp)
-	}
-	return off, err
-}
-
-// bodyAllowed is net/http's bodyAllowedForStatus.
-func bodyAllowed(code int) bool {
-	switch {
-	case code >= 100 && code <= 199, code == http.StatusNoContent, code == http.StatusNotModified:
-		return false
-	}
-	return true
-}
-
-// discardBuffered forgets a response being buffered (the app's body broke):
-// the proxy answers instead.
-func (r *recorder) discardBuffered() {
-	r.buffering = false
-	r.resp.close()
-	clear(r.ResponseWriter.Header())
-	r.status, r.headerAt = 0, time.Time{}
-}
 
 // fail answers with a short plain-text error made by the proxy.
 func (r *recorder) fail(code int, reason, body string, extra []Header) {

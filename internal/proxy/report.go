@@ -12,10 +12,10 @@ type Report struct {
 // Report gives the proxy-wide figures over the last minute, the last 15
 // minutes and since start, and the connections by state now.
 func (p *Proxy) Report() Report {
-	return Report{Since: p.since, Windows: p.windows.Report(), Connections: p.Connections()}
+	return Report{Since: p.since, Windows: p.windows.report(), Connections: p.Connections()}
 }
 
 // Report gives the target's figures over the last minute, the last 15
 // minutes and since it was made. A replaced target stays reportable: its
 // windows keep moving while it drains and settle 15 minutes after.
-func (t *Target) Report() WindowReport { return t.windows.Report() }
+func (t *Target) Report() WindowReport { return t.windows.report() }

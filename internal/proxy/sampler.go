@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// sampler is the one goroutine that samples all of a proxy's Windows, its
+// sampler is the one goroutine that samples all of a proxy's windowSets, its
 // own and its targets', every interval. It takes no lock of the request
-// path: only its own and each Windows' (which reports share).
+// path: only its own and each windowSet's (which reports share).
 type sampler struct {
 	interval time.Duration
 	now      func() time.Time
@@ -20,9 +20,9 @@ type sampler struct {
 	stopOnce sync.Once
 }
 
-// sampled is one Windows to sample; t is its target, nil for the proxy's.
+// sampled is one windowSet to sample; t is its target, nil for the proxy's.
 type sampled struct {
-	w         *Windows
+	w         *windowSet
 	t         *Target
 	drainedAt time.Time // first tick that saw t replaced with nothing in flight
 }
@@ -31,7 +31,7 @@ func newSampler(interval time.Duration, now func() time.Time) *sampler {
 	return &sampler{interval: interval, now: now, stop: make(chan struct{})}
 }
 
-func (s *sampler) add(w *Windows, t *Target) {
+func (s *sampler) add(w *windowSet, t *Target) {
 	s.mu.Lock()
 	s.entries = append(s.entries, &sampled{w: w, t: t})
 	s.mu.Unlock()
@@ -64,7 +64,7 @@ func (s *sampler) close() {
 	}
 }
 
-// tick samples every Windows at now, one timestamp for all. A replaced
+// tick samples every windowSet at now, one timestamp for all. A replaced
 // target stays until its windows can no longer change: it has drained (no
 // request can reach it any more) and 15 minutes and two intervals have
 // passed since, so that the newest sample at or before any "15 minutes ago"
@@ -98,7 +98,7 @@ func (e *sampled) settled(now time.Time, interval time.Duration) bool {
 	return now.Sub(e.drainedAt) >= windowLong+2*interval
 }
 
-// len is the number of Windows sampled (tests).
+// len is the number of windowSets sampled (tests).
 func (s *sampler) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

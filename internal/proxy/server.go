@@ -33,19 +33,11 @@ type ServerConfig struct {
 // waits for in-flight requests up to the shutdown timeout. It returns nil
 // after a clean stop.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) error {
-	if sc.ReadHeaderTimeout == 0 {
-		sc.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if sc.IdleTimeout == 0 {
-		sc.IdleTimeout = DefaultIdleTimeout
-	}
-	if sc.ShutdownTimeout == 0 {
-		sc.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if sc.Handler == nil {
-		sc.Handler = p
-	}
+	sc = sc.withDefaults(p)
 	if sc.TLS != nil {
+		if l := limitOf(ln); l != nil {
+			l.quiet.Store(true)
+		}
 		ln = tls.NewListener(ln, sc.TLS)
 	}
 	srv := &http.Server{
@@ -53,9 +45,13 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 		TLSConfig:         sc.TLS,
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		IdleTimeout:       sc.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		ConnContext:       connContext,
 		ErrorLog:          p.errLog,
+		// One HTTP/2 connection holds at most this many requests (Go's
+		// server also runs at most this many handlers per connection and
+		// closes a connection that resets streams faster than they end).
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: p.cfg.HTTP2MaxStreams},
 	}
 	if !p.cfg.DisableStats {
 		srv.ConnState = p.connState // for Connections
@@ -64,7 +60,13 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 		p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).
 			Msg("proxy stopping: finishing in-flight requests")
 	})
-	return ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
+	err := ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The graceful stop ran out of time and the client connections are
+		// closed: give up on the requests still waiting for the app too.
+		p.targets.abort()
+	}
+	return err
 }
 
 // ServeUntil serves srv on ln until ctx ends, then shuts it down gracefully:
@@ -92,7 +94,7 @@ func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout 
 	}
 	if err != nil {
 		_ = srv.Close()
-		return fmt.Errorf("graceful stop on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("graceful stop on %s: %w", ln.Addr(), err) // err wraps context.DeadlineExceeded
 	}
 	return nil
 }

@@ -87,10 +87,8 @@ func NewStatic(cfg StaticConfig, next http.Handler) (*Static, error) {
 	if cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("static: max age %v: must be 0 (no Cache-Control) or more", cfg.MaxAge)
 	}
-	for _, h := range cfg.Headers {
-		if h.Name == "" || strings.ContainsAny(h.Name, " :\r\n") || strings.ContainsAny(h.Value, "\r\n") {
-			return nil, fmt.Errorf("static: response header %q: invalid name or value", h.Name)
-		}
+	if err := checkHeaders(cfg.Headers); err != nil {
+		return nil, fmt.Errorf("static: %w", err)
 	}
 	root, err := os.OpenRoot(cfg.Dir)
 	if err != nil {

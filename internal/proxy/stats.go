@@ -10,7 +10,7 @@ import (
 
 // Stats are the counters of a proxy or of one target. Every field is updated
 // with atomic operations only, so that the request path never takes a lock
-// for them. They are cumulative; Windows turns them into figures over the
+// for them. They are cumulative; a windowSet turns them into figures over the
 // last minute and the last 15 minutes.
 //
 // A target's Stats also count the requests shed (503) while it was the
@@ -86,20 +86,20 @@ func (s *Stats) Snapshot() Snapshot {
 	return snap
 }
 
-// StatsSnapshot is a copy of all of a Stats: the counters and the three
+// statsSnapshot is a copy of all of a Stats: the counters and the three
 // latency histograms. Snapshots of one Stats subtract (a window is "now"
 // minus "then") and add (to merge targets).
-type StatsSnapshot struct {
+type statsSnapshot struct {
 	Snapshot
 	Queue *histogram.Snapshot `json:"-"`
 	App   *histogram.Snapshot `json:"-"`
 	Total *histogram.Snapshot `json:"-"`
 }
 
-// SnapshotAll copies the counters and the histograms. It costs about 1,400
+// snapshotAll copies the counters and the histograms. It costs about 1,400
 // atomic loads and 8 KiB: it is for reports, not for the request path.
-func (s *Stats) SnapshotAll() *StatsSnapshot {
-	return &StatsSnapshot{
+func (s *Stats) snapshotAll() *statsSnapshot {
+	return &statsSnapshot{
 		Snapshot: s.Snapshot(),
 		Queue:    s.Queue.Snapshot(),
 		App:      s.App.Snapshot(),
@@ -107,10 +107,10 @@ func (s *Stats) SnapshotAll() *StatsSnapshot {
 	}
 }
 
-// Sub removes o, an earlier snapshot of the same Stats, from s: what is left
+// sub removes o, an earlier snapshot of the same Stats, from s: what is left
 // happened between the two. Counters saturate at zero; see
 // histogram.Snapshot.Sub for the latencies.
-func (s *StatsSnapshot) Sub(o *StatsSnapshot) {
+func (s *statsSnapshot) sub(o *statsSnapshot) {
 	s.Requests -= min(s.Requests, o.Requests)
 	s.Shed -= min(s.Shed, o.Shed)
 	s.Failed -= min(s.Failed, o.Failed)
@@ -126,22 +126,4 @@ func (s *StatsSnapshot) Sub(o *StatsSnapshot) {
 	s.Queue.Sub(o.Queue)
 	s.App.Sub(o.App)
 	s.Total.Sub(o.Total)
-}
-
-// Add merges o into s (e.g. the targets of one app).
-func (s *StatsSnapshot) Add(o *StatsSnapshot) {
-	s.Requests += o.Requests
-	s.Shed += o.Shed
-	s.Failed += o.Failed
-	s.BytesIn += o.BytesIn
-	s.BytesOut += o.BytesOut
-	if s.Codes == nil {
-		s.Codes = map[int]uint64{}
-	}
-	for code, n := range o.Codes {
-		s.Codes[code] += n
-	}
-	s.Queue.Add(o.Queue)
-	s.App.Add(o.App)
-	s.Total.Add(o.Total)
 }

@@ -150,13 +150,13 @@ func TestHealthRequestHoldsDrain(t *testing.T) {
 	waitFor(t, "health request in a", func() bool { return a.inflight.Load() == 1 })
 	_, old, _ := p.SetTarget(b.name, b.addr(), 1)
 	select {
-	case <-old.Drained():
+	case <-old.drained:
 		t.Fatal("drained while a health request was in flight")
 	case <-time.After(20 * time.Millisecond):
 	}
 	close(a.hold)
 	<-done
-	<-old.Drained()
+	<-old.drained
 }
 
 func TestTargetDown(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Target is one upstream: an app container's HTTP address and the number of
@@ -21,11 +20,12 @@ type Target struct {
 	// lock, because handing a slot to a waiter must be atomic with the check.
 	busy int
 
-	// inflight counts every request using the target: admitted ones, and
-	// health-path ones and upgraded connections (WebSockets), which bypass
-	// the queue. Drain waits for it to reach 0. With response buffering a
-	// request leaves once the app's response is read, before the client
-	// has it.
+	// inflight counts every request using the target: those holding a
+	// worker slot, health-path ones (which skip the queue) and upgraded
+	// connections (WebSockets, which gave their slot back). Drain waits
+	// for it to reach 0. A request leaves once the app is done with it:
+	// with response buffering before the client has the response, and
+	// when the client left, once the app has answered anyway.
 	inflight atomic.Int64
 	retired  atomic.Bool
 	drained  chan struct{}
@@ -36,27 +36,16 @@ type Target struct {
 	down atomic.Bool
 
 	// The upgraded connections open on the target (upgrade.go).
-	upMu      sync.Mutex
-	upgraded  map[*upgradedConn]struct{}
-	upClosing bool // retired and CloseUpgraded called: close new ones at once
+	upgraded connSet[*upgradedConn]
 
 	rp      *httputil.ReverseProxy
 	tr      closeIdler
+	conns   upstreamConns // its connections to the app
 	stats   *Stats
-	windows *Windows // sampled by the proxy's sampler
-	since   time.Time
+	windows *windowSet // sampled by the proxy's sampler
 }
 
 type closeIdler interface{ CloseIdleConnections() }
-
-// ID is the name the target was set with (the container id).
-func (t *Target) ID() string { return t.id }
-
-// Addr is the host:port the proxy dials.
-func (t *Target) Addr() string { return t.addr }
-
-// Workers is the most requests the target takes at once on the queued path.
-func (t *Target) Workers() int { return t.workers }
 
 // InFlight is the number of requests currently using the target.
 func (t *Target) InFlight() int64 { return t.inflight.Load() }
@@ -64,15 +53,9 @@ func (t *Target) InFlight() int64 { return t.inflight.Load() }
 // Stats are the target's own counters.
 func (t *Target) Stats() *Stats { return t.stats }
 
-// Since is when the target became active.
-func (t *Target) Since() time.Time { return t.since }
-
 // SetDown marks the target as dead (down=true): its requests get a 502 at
 // once. It is set by whoever watches the container, e.g. on a Docker "die".
 func (t *Target) SetDown(down bool) { t.down.Store(down) }
-
-// Down reports whether SetDown(true) was called last.
-func (t *Target) Down() bool { return t.down.Load() }
 
 // release drops one in-flight reference and wakes a drain waiting for zero.
 func (t *Target) release() {
@@ -89,10 +72,6 @@ func (t *Target) retire() {
 		t.drainMu.Do(func() { close(t.drained) })
 	}
 }
-
-// Drained is closed once the target has been replaced and its last in-flight
-// request has finished.
-func (t *Target) Drained() <-chan struct{} { return t.drained }
 
 // WaitDrained waits until the target has been replaced and has no request in
 // flight, or until ctx ends; it returns ctx's error in that case. Idle

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -36,15 +35,7 @@ func benchServer(b *testing.B, conf *tls.Config) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, ServerConfig{TLS: conf, ShutdownTimeout: 5 * time.Second}) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-	})
+	serveTest(b, p, ln, ServerConfig{TLS: conf, ShutdownTimeout: 5 * time.Second})
 	return ln.Addr().String()
 }
 

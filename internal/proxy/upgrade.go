@@ -1,19 +1,26 @@
 package proxy
 
-// Protocol upgrades (WebSockets, any `Connection: Upgrade`) pass through
-// httputil.ReverseProxy, which hijacks the client connection on the app's
-// 101 and copies both ways until either side closes.
+// Protocol upgrades pass through httputil.ReverseProxy, which hijacks the
+// client connection on the app's 101 and copies both ways until either side
+// closes.
 //
-// An upgraded connection can last for hours, so it does not hold one of the
-// app's worker slots: it is admitted as the health path is, with only an
-// in-flight reference on the target. N open WebSockets therefore never
-// block plain requests (the app must serve them outside its request workers,
-// e.g. gunicorn's async or threaded workers).
+// A request is an upgrade only if it is a real one: HTTP/1.1, GET, a
+// Connection header naming "upgrade" and Upgrade: websocket (RFC 6455). Any
+// other token (h2c above all: once switched, the connection would carry
+// HTTP/2 streams into the app that the queue never sees) is dropped on the
+// way, so that the app sees an ordinary request. Until the app has answered
+// 101 an upgrade is an ordinary request too: it waits in the queue for a
+// worker slot and its body follows the body rules, so that upgrade headers
+// buy a client nothing.
 //
-// The reference keeps the target's drain waiting: after a switch an open
-// WebSocket stays on the old target until it closes, and WaitDrained returns
-// only then (or at its deadline, after which the manager stops the old
-// container, which ends them). Target.CloseUpgraded ends them at once.
+// Once switched, a WebSocket can last for hours, so it gives its worker slot
+// back (lease.upgraded): N open WebSockets never block plain requests (the
+// app must serve them outside its request workers, e.g. gunicorn's async or
+// threaded workers). It keeps its in-flight reference on the target, which
+// keeps the target's drain waiting: after a switch an open WebSocket stays
+// on the old target until it closes, and WaitDrained returns only then (or
+// at its deadline, after which the manager stops the old container, which
+// ends them). Target.CloseUpgraded ends them at once.
 //
 // The access-log line of an upgrade is written when it closes: status 101,
 // the whole duration, and the bytes both ways.
@@ -25,23 +32,21 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
-// isUpgrade reports whether r asks to switch protocols (HTTP/1 only).
+// isUpgrade reports whether r is a WebSocket handshake: the one protocol
+// switch the proxy passes on.
 func isUpgrade(r *http.Request) bool {
-	if r.ProtoMajor != 1 || len(r.Header["Upgrade"]) == 0 {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Method != http.MethodGet {
 		return false
 	}
-	for _, v := range r.Header["Connection"] {
-		for v != "" {
-			var tok string
-			tok, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return true
-			}
-		}
+	up := r.Header["Upgrade"]
+	if len(up) != 1 || !strings.EqualFold(strings.TrimSpace(up[0]), "websocket") {
+		return false
 	}
-	return false
+	return httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
 }
 
 // upgradedConn is the client side of an upgraded connection. It counts the
@@ -71,40 +76,16 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		r.status = http.StatusSwitchingProtocols
 		r.headerAt = time.Now()
 	}
+	r.lease.upgraded()
 	if r.target != nil {
-		r.target.addUpgraded(uc)
+		r.target.upgraded.add(uc)
 	}
 	return uc, brw, nil
 }
 
-func (t *Target) addUpgraded(c *upgradedConn) {
-	t.upMu.Lock()
-	closing := t.upClosing
-	if !closing {
-		if t.upgraded == nil {
-			t.upgraded = map[*upgradedConn]struct{}{}
-		}
-		t.upgraded[c] = struct{}{}
-	}
-	t.upMu.Unlock()
-	if closing {
-		_ = c.Close()
-	}
-}
-
-func (t *Target) removeUpgraded(c *upgradedConn) {
-	t.upMu.Lock()
-	delete(t.upgraded, c)
-	t.upMu.Unlock()
-}
-
-// Upgraded is the number of upgraded connections (WebSockets) open on the
-// target. Each also counts in InFlight.
-func (t *Target) Upgraded() int {
-	t.upMu.Lock()
-	defer t.upMu.Unlock()
-	return len(t.upgraded)
-}
+// openUpgrades is the number of upgraded connections (WebSockets) open on
+// the target. Each also counts in InFlight.
+func (t *Target) openUpgrades() int { return t.upgraded.len() }
 
 // CloseUpgraded closes the client side of the target's upgraded
 // connections (WebSockets); each then ends as if the client had left, its
@@ -112,18 +93,4 @@ func (t *Target) Upgraded() int {
 // has been replaced, an upgrade that completes on it later is closed at once
 // too. It returns how many it closed. Use it to end a drain without waiting
 // for long-lived connections, e.g. when the drain timeout has passed.
-func (t *Target) CloseUpgraded() int {
-	t.upMu.Lock()
-	if t.retired.Load() {
-		t.upClosing = true
-	}
-	conns := make([]*upgradedConn, 0, len(t.upgraded))
-	for c := range t.upgraded {
-		conns = append(conns, c)
-	}
-	t.upMu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	return len(conns)
-}
+func (t *Target) CloseUpgraded() int { return t.upgraded.closeAll(t.retired.Load()) }

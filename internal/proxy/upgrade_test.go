@@ -98,8 +98,8 @@ func TestWebSocketsTakeNoWorker(t *testing.T) {
 	if r := get(context.Background(), url+"/x"); r.status != 200 || r.body != "a" {
 		t.Fatalf("plain request with 3 WebSockets open on workers=1: %d %q", r.status, r.body)
 	}
-	if n := p.Active().Upgraded(); n != 3 {
-		t.Fatalf("Upgraded() = %d, want 3", n)
+	if n := p.Active().openUpgrades(); n != 3 {
+		t.Fatalf("openUpgrades() = %d, want 3", n)
 	}
 	if cs := p.Connections(); cs.InApp != 3 {
 		t.Errorf("connections %+v: want the 3 WebSockets in_app", cs)
@@ -194,24 +194,37 @@ func TestCloseUpgraded(t *testing.T) {
 	waitFor(t, "the backend's side closed", func() bool { return a.open.Load() == 0 })
 }
 
+// Only a WebSocket handshake (HTTP/1.1 GET, Connection naming upgrade,
+// Upgrade: websocket) is an upgrade; any other is an ordinary request, and
+// the app does not see its Upgrade header.
 func TestIsUpgrade(t *testing.T) {
 	for _, tc := range []struct {
-		conn, up string
-		want     bool
+		method, conn, up string
+		want             bool
 	}{
-		{"Upgrade", "websocket", true},
-		{"keep-alive, Upgrade", "websocket", true},
-		{"upgrade", "h2c", true},
-		{"keep-alive", "websocket", false},
-		{"Upgrade", "", false},
+		{"GET", "Upgrade", "websocket", true},
+		{"GET", "keep-alive, Upgrade", "WebSocket", true},
+		{"GET", "upgrade", "h2c", false}, // would carry HTTP/2 streams past the queue
+		{"GET", "Upgrade", "x", false},
+		{"GET", "Upgrade", "websocket, h2c", false},
+		{"POST", "Upgrade", "websocket", false},
+		{"GET", "keep-alive", "websocket", false},
+		{"GET", "Upgrade", "", false},
 	} {
-		r, _ := http.NewRequest("GET", "/", nil)
+		r, _ := http.NewRequest(tc.method, "/", nil)
 		r.Header.Set("Connection", tc.conn)
 		if tc.up != "" {
 			r.Header.Set("Upgrade", tc.up)
 		}
 		if got := isUpgrade(r); got != tc.want {
-			t.Errorf("Connection %q Upgrade %q: %v", tc.conn, tc.up, got)
+			t.Errorf("%s, Connection %q, Upgrade %q: %v, want %v", tc.method, tc.conn, tc.up, got, tc.want)
 		}
+	}
+	b := newBackend(t, "app")
+	p := newProxy(t, Config{})
+	setTarget(t, p, b, 1)
+	got := echoHeaders(t, startProxy(t, p), map[string]string{"Connection": "Upgrade", "Upgrade": "h2c"})
+	if got.Get("Upgrade") != "" || got.Get("Connection") != "" {
+		t.Errorf("the app got Upgrade %q, Connection %q for an h2c request", got.Get("Upgrade"), got.Get("Connection"))
 	}
 }

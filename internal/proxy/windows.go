@@ -8,27 +8,23 @@ import (
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
 )
 
-// DefaultSampleInterval is how often the proxy samples its counters for the
-// 1-minute and 15-minute windows. A window's start is known to within it.
-const DefaultSampleInterval = 5 * time.Second
-
 // The windows of a WindowReport besides "all".
 const (
 	windowShort = time.Minute
 	windowLong  = 15 * time.Minute
 )
 
-// Windows turns a cumulative Stats into figures over the last minute, the
+// A windowSet turns a cumulative Stats into figures over the last minute, the
 // last 15 minutes and since it was made. It keeps a ring of samples of the
 // Stats, one per interval, covering 15 minutes; a window is the Stats now
 // minus the newest sample at least the window's length old, so it spans at
 // most one interval more than its length. A window longer than the time since
-// the Windows was made starts at its making: it covers what there is.
+// the windowSet was made starts at its making: it covers what there is.
 //
 // Nothing here runs on the request path: the Stats are recorded with atomic
 // adds, sampled by one goroutine (the Proxy's) and subtracted when a report
 // is asked for.
-type Windows struct {
+type windowSet struct {
 	stats    *Stats
 	interval time.Duration
 	now      func() time.Time
@@ -39,19 +35,15 @@ type Windows struct {
 	head  int
 }
 
-// NewWindows makes the windows of s. The caller calls Sample every interval
-// (the ring holds 15 minutes of samples: 15m/interval of them, each 1-3 KiB);
-// 0 means DefaultSampleInterval. Make it together with s:
-// "all" counts from the moment it was made.
-func NewWindows(s *Stats, interval time.Duration) *Windows {
-	return newWindows(s, interval, time.Now)
-}
-
-func newWindows(s *Stats, interval time.Duration, now func() time.Time) *Windows {
+// newWindows makes the windows of s, sampled every interval (0:
+// DefaultSampleInterval; the ring holds 15 minutes of samples: 15m/interval
+// of them, each 1-3 KiB) by the proxy's sampler, on the clock now. Make it
+// together with s: "all" counts from the moment it was made.
+func newWindows(s *Stats, interval time.Duration, now func() time.Time) *windowSet {
 	if interval <= 0 {
 		interval = DefaultSampleInterval
 	}
-	w := &Windows{stats: s, interval: interval, now: now}
+	w := &windowSet{stats: s, interval: interval, now: now}
 	w.start.capture(s, now())
 	return w
 }
@@ -59,12 +51,12 @@ func newWindows(s *Stats, interval time.Duration, now func() time.Time) *Windows
 // ringSize holds samples back to 15 minutes and one interval before the
 // latest, plus one spare: a report between two samples still finds one at or
 // before "15 minutes ago".
-func (w *Windows) ringSize() int { return int(windowLong/w.interval) + 3 }
+func (w *windowSet) ringSize() int { return int(windowLong/w.interval) + 3 }
 
 // Sample records the Stats now. Proxy's sampler calls it every interval.
-func (w *Windows) Sample() { w.sampleAt(w.now()) }
+func (w *windowSet) sample() { w.sampleAt(w.now()) }
 
-func (w *Windows) sampleAt(now time.Time) {
+func (w *windowSet) sampleAt(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if n := w.ringSize(); len(w.ring) < n {
@@ -78,7 +70,7 @@ func (w *Windows) sampleAt(now time.Time) {
 
 // before returns the newest sample taken at or before t, or the start.
 // Called with w.mu held.
-func (w *Windows) before(t time.Time) *sample {
+func (w *windowSet) before(t time.Time) *sample {
 	for i := len(w.ring) - 1; i >= 0; i-- {
 		s := &w.ring[(w.head+i)%len(w.ring)]
 		if !s.at.After(t) {
@@ -134,11 +126,11 @@ type Latency struct {
 }
 
 // Report computes the three windows now.
-func (w *Windows) Report() WindowReport {
+func (w *windowSet) report() WindowReport {
 	w.mu.Lock()
 	now := w.now()
 	// Taken under the lock, the live snapshot is newer than every sample.
-	live := w.stats.SnapshotAll()
+	live := w.stats.snapshotAll()
 	startAt, start := w.start.at, w.start.snapshot()
 	b1, b15 := w.before(now.Add(-windowShort)), w.before(now.Add(-windowLong))
 	at1, s1 := b1.at, b1.snapshot()
@@ -146,10 +138,10 @@ func (w *Windows) Report() WindowReport {
 	w.mu.Unlock()
 
 	d1 := live.clone()
-	d1.Sub(s1)
+	d1.sub(s1)
 	d15 := live.clone()
-	d15.Sub(s15)
-	live.Sub(start)
+	d15.sub(s15)
+	live.sub(start)
 	return WindowReport{
 		Last1m:  window(d1, now.Sub(at1)),
 		Last15m: window(d15, now.Sub(at15)),
@@ -157,7 +149,7 @@ func (w *Windows) Report() WindowReport {
 	}
 }
 
-func window(d *StatsSnapshot, span time.Duration) Window {
+func window(d *statsSnapshot, span time.Duration) Window {
 	w := Window{
 		Seconds:  math.Round(max(span, 0).Seconds()*1000) / 1000,
 		Requests: d.Requests,
@@ -189,8 +181,8 @@ func latency(h *histogram.Snapshot) Latency {
 }
 
 // clone is a deep copy.
-func (s *StatsSnapshot) clone() *StatsSnapshot {
-	c := &StatsSnapshot{Snapshot: s.Snapshot}
+func (s *statsSnapshot) clone() *statsSnapshot {
+	c := &statsSnapshot{Snapshot: s.Snapshot}
 	c.Codes = make(map[int]uint64, len(s.Codes))
 	for k, v := range s.Codes {
 		c.Codes[k] = v
@@ -200,9 +192,9 @@ func (s *StatsSnapshot) clone() *StatsSnapshot {
 	return c
 }
 
-// sample is a compact StatsSnapshot for the ring: only the status codes seen
+// sample is a compact statsSnapshot for the ring: only the status codes seen
 // and the span of non-empty buckets: typically 1-3 KiB where a full
-// StatsSnapshot takes 8, for 183 samples per target. Its slices are reused
+// statsSnapshot takes 8, for 183 samples per target. Its slices are reused
 // when the ring wraps.
 type sample struct {
 	at                                        time.Time
@@ -262,8 +254,8 @@ func (hs *histSpan) capture(h *histogram.Histogram) {
 	hs.buckets = hs.buckets[:max(last, 0)]
 }
 
-func (sp *sample) snapshot() *StatsSnapshot {
-	s := &StatsSnapshot{Snapshot: Snapshot{
+func (sp *sample) snapshot() *statsSnapshot {
+	s := &statsSnapshot{Snapshot: Snapshot{
 		Requests: sp.requests, Shed: sp.shed, Failed: sp.failed,
 		BytesIn: sp.bytesIn, BytesOut: sp.bytesOut,
 		Codes: make(map[int]uint64, len(sp.codes)),

@@ -98,13 +98,13 @@ func TestWindowsSixteenMinutes(t *testing.T) {
 			}
 		}
 		clk.add(5 * time.Second)
-		w.Sample()
+		w.sample()
 	}
 	if n := len(w.ring); n != w.ringSize() || n != 183 {
 		t.Errorf("ring holds %d samples, want 183 (15 min of 5 s and spares)", n)
 	}
 	ok12 := [2]float64{12, 12 * 1.126} // 12 ms in a bucket at most 12.5% wide
-	r := w.Report()
+	r := w.report()
 	checkWindow(t, "1m", r.Last1m, wantWindow{seconds: 60, requests: 72, failed: 12,
 		codes: map[int]uint64{200: 60, 502: 12}, queueCount: 72, appCount: 60, totalMaxLo: ok12[0], totalMaxHi: ok12[1]})
 	checkWindow(t, "15m", r.Last15m, wantWindow{seconds: 900, requests: 912, failed: 12,
@@ -122,7 +122,7 @@ func TestWindowsSixteenMinutes(t *testing.T) {
 	// their length old, and count what happened since the last tick.
 	clk.add(2 * time.Second)
 	recordOK(&s)
-	r = w.Report()
+	r = w.report()
 	checkWindow(t, "1m+2s", r.Last1m, wantWindow{seconds: 62, requests: 73, failed: 12,
 		codes: map[int]uint64{200: 61, 502: 12}, queueCount: 73, appCount: 61, totalMaxLo: ok12[0], totalMaxHi: ok12[1]})
 	if r.Last15m.Seconds != 902 || r.All.Seconds != 962 || r.All.Requests != 1033 {
@@ -132,9 +132,9 @@ func TestWindowsSixteenMinutes(t *testing.T) {
 	// Quiet for 16 minutes more: both windows empty, "all" unchanged.
 	for range 16 * 12 {
 		clk.add(5 * time.Second)
-		w.Sample()
+		w.sample()
 	}
-	r = w.Report()
+	r = w.report()
 	for name, win := range map[string]Window{"1m": r.Last1m, "15m": r.Last15m} {
 		if win.Requests != 0 || len(win.Codes) != 0 || win.RPS != 0 || win.Latency.Total.Max != 0 || win.Latency.Total.P99 != 0 {
 			t.Errorf("%s after 16 quiet minutes: %+v, want empty", name, win)
@@ -150,17 +150,17 @@ func TestWindowsYoung(t *testing.T) {
 	clk := newFakeClock()
 	var s Stats
 	w := newWindows(&s, 5*time.Second, clk.now)
-	if r := w.Report(); r.All.Requests != 0 || r.All.RPS != 0 || r.All.ShedRate != 0 || r.All.Codes == nil {
+	if r := w.report(); r.All.Requests != 0 || r.All.RPS != 0 || r.All.ShedRate != 0 || r.All.Codes == nil {
 		t.Fatalf("new windows: %+v", r.All)
 	}
 	for range 6 {
 		recordOK(&s)
 		recordShed(&s)
 		clk.add(5 * time.Second)
-		w.Sample()
+		w.sample()
 	}
 	clk.add(3 * time.Second)
-	r := w.Report()
+	r := w.report()
 	want := wantWindow{seconds: 33, requests: 12, shed: 6, codes: map[int]uint64{200: 6, 503: 6},
 		queueCount: 12, appCount: 6, totalMaxLo: 2000, totalMaxHi: 2000}
 	checkWindow(t, "1m", r.Last1m, want)
@@ -174,9 +174,9 @@ func TestWindowsYoung(t *testing.T) {
 // The JSON shape operators and the API see.
 func TestWindowReportJSON(t *testing.T) {
 	var s Stats
-	w := NewWindows(&s, 0)
+	w := newWindows(&s, 0, time.Now)
 	recordOK(&s)
-	b, err := json.Marshal(w.Report())
+	b, err := json.Marshal(w.report())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestSamplerRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg, _, _ := p.SetTarget("t", "127.0.0.1:1", 1)
-	samples := func(w *Windows) int { w.mu.Lock(); defer w.mu.Unlock(); return len(w.ring) }
+	samples := func(w *windowSet) int { w.mu.Lock(); defer w.mu.Unlock(); return len(w.ring) }
 	waitFor(t, "the sampler to tick", func() bool { return samples(p.windows) >= 3 && samples(tg.windows) >= 3 })
 	p.Close()
 	n := samples(p.windows)
