@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // Self-signed certificates (AUTO_SSL) are valid this long and made anew
@@ -45,7 +47,10 @@ func SelfSigned(hosts []string, path string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := writeCertFile(path, append(certPEM, keyPEM...), 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	if err := atomicfile.Write(path, append(certPEM, keyPEM...), 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
 	}
 	return LoadCertificate(path, "")
@@ -126,41 +131,4 @@ func certHosts(leaf *x509.Certificate) []string {
 		names = append(names, ip.String())
 	}
 	return normalizeCertHosts(names)
-}
-
-// writeCertFile writes data to a temporary file beside path, syncs it and
-// renames it over path, so that a crash leaves the old file or the new one.
-func writeCertFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename: a no-op
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -1,8 +1,11 @@
 package deployconfig
 
 import (
+	"cmp"
 	"fmt"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Defaults applied by Parse to fields that are absent (or 0).
@@ -153,6 +156,10 @@ func Parse(data []byte) (*Config, error) {
 	}
 	return &c, nil
 }
+
+// name is how messages name the config: its short id, or "(no id)" for
+// one parsed from bytes rather than fetched from a source.
+func (c *Config) name() string { return cmp.Or(ids.Short(c.ID), "(no id)") }
 
 // applyDefaults fills in absent fields. Durations that were given (even as
 // 0 or negative) are left for validate to refuse.

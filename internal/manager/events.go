@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // watchEvents follows Docker's events for the app's containers, so that the
@@ -62,7 +64,7 @@ func (m *Manager) containerDied(id string, exitCode int, action string) {
 	}
 	m.mu.Unlock()
 	if active {
-		m.log.Error().Str("container", short(id)).Int("exit_code", exitCode).Str("event", action).
+		m.log.Error().Str("container", ids.Short(id)).Int("exit_code", exitCode).Str("event", action).
 			Msg("the active container died: the proxy answers 502 and /status 503 until a new deployment")
 	}
 	m.record(Event{Action: "died", Container: id, ConfigID: d.cfg.ID, Who: "docker", Result: "error",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // probe does one health check: GET path on the container; 2xx and 3xx pass.
@@ -110,7 +111,7 @@ func (m *Manager) watchHealth(d *deployment) {
 				m.record(Event{Action: now, Container: d.info.ID, ConfigID: d.cfg.ID, Who: "health check",
 					Result: map[bool]string{true: "ok", false: "error"}[now == HealthHealthy], Error: desc})
 				if active && now == HealthUnhealthy {
-					m.log.Error().Str("container", short(d.info.ID)).Str("last", desc).
+					m.log.Error().Str("container", ids.Short(d.info.ID)).Str("last", desc).
 						Msg("the active container is unhealthy: /status answers 503")
 				}
 			}

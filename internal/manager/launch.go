@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Launch fetches config id, pulls its image, starts its container and waits
@@ -17,7 +18,7 @@ import (
 // active one, ready for Switch. A failed launch removes its container and
 // leaves the active one untouched.
 func (m *Manager) Launch(ctx context.Context, id, who string) (ContainerInfo, error) {
-	end, err := m.begin("launch " + short(id))
+	end, err := m.begin("launch " + ids.Short(id))
 	if err != nil {
 		return ContainerInfo{}, err
 	}
@@ -37,28 +38,28 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("fetch config %s from %s: %w", id, m.o.Source, err)
 	}
-	log := m.log.With().Str("config", short(cfg.ID)).Str("image", cfg.Image).Logger()
+	log := m.log.With().Str("config", ids.Short(cfg.ID)).Str("image", cfg.Image).Logger()
 	if err := m.o.Policy.Check(cfg); err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), err)
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
 	}
 	networkMode := cfg.NetworkMode
 	if m.o.Network != "" {
 		// The operator's network decides how the proxy reaches the app.
 		if networkMode != "" && networkMode != "bridge" {
 			return ContainerInfo{}, fmt.Errorf("config %s: %w: network_mode %q cannot be used with switchyard's --docker-network %s",
-				short(cfg.ID), deployconfig.ErrInvalid, networkMode, m.o.Network)
+				ids.Short(cfg.ID), deployconfig.ErrInvalid, networkMode, m.o.Network)
 		}
 		networkMode = ""
 	}
 	env, err := cfg.ResolveEnv(m.o.StaticEnv)
 	if err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), err)
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
 	}
 	log.Info().Msg("launch: pulling image unless present")
 	if err := m.o.Docker.EnsureImage(ctx, cfg.Image, func(line string) {
 		log.Debug().Str("progress", line).Msg("pull")
 	}); err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), dockerErr(err))
 	}
 
 	labels := map[string]string{}
@@ -67,7 +68,7 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 	}
 	labels[LabelApp] = m.o.App
 	labels[LabelConfig] = cfg.ID
-	name := fmt.Sprintf("%s-%s-%s", m.o.App, short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36))
+	name := fmt.Sprintf("%s-%s-%s", m.o.App, ids.Short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36))
 	cid, err := m.o.Docker.Create(ctx, dockerctl.Spec{
 		Name: name, Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
 		Network: m.o.Network, MemoryBytes: cfg.Resources.MemoryBytes(), NanoCPUs: cfg.Resources.NanoCPUs(),
@@ -75,12 +76,12 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 		Privileged: cfg.Privileged, NetworkMode: networkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
 	})
 	if err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), dockerErr(err))
 	}
-	log = log.With().Str("container", short(cid)).Logger()
+	log = log.With().Str("container", ids.Short(cid)).Logger()
 	if err := m.o.Docker.Start(ctx, cid); err != nil {
 		m.discard(ctx, cid)
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), dockerErr(err))
 	}
 	log.Info().Str("name", name).Msg("launch: container started, waiting for health checks")
 	ct, err := m.waitHealthy(ctx, cid, cfg)
@@ -91,7 +92,7 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 			err = fmt.Errorf("%w\ncontainer's last log lines:\n%s", err, logs)
 		}
 		log.Error().Err(err).Msg("launch failed: container removed")
-		return ContainerInfo{}, fmt.Errorf("config %s, image %s, container %s: %w", short(cfg.ID), cfg.Image, short(cid), err)
+		return ContainerInfo{}, fmt.Errorf("config %s, image %s, container %s: %w", ids.Short(cfg.ID), cfg.Image, ids.Short(cid), err)
 	}
 	d := &deployment{cfg: cfg, info: ContainerInfo{
 		ID: cid, Name: name, Image: cfg.Image, ConfigID: cfg.ID, Addr: ct.Addr,
@@ -110,7 +111,7 @@ func (m *Manager) discard(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := m.o.Docker.Remove(ctx, id); err != nil {
-		m.log.Error().Err(err).Str("container", short(id)).Msg("could not remove failed container")
+		m.log.Error().Err(err).Str("container", ids.Short(id)).Msg("could not remove failed container")
 	}
 }
 

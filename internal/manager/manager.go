@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
 )
@@ -229,7 +230,7 @@ func (m *Manager) record(e Event) {
 	if e.Result != "ok" {
 		ev = m.log.Error()
 	}
-	ev.Str("action", e.Action).Str("who", e.Who).Str("config", e.ConfigID).Str("container", short(e.Container)).
+	ev.Str("action", e.Action).Str("who", e.Who).Str("config", e.ConfigID).Str("container", ids.Short(e.Container)).
 		Dur("took", e.Duration).Str("error", e.Error).Msg("deployment " + e.Action + " " + e.Result)
 }
 
@@ -295,11 +296,4 @@ func percentiles(h *histogram.Histogram) Percentiles {
 	msf := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return Percentiles{P50: msf(s.Quantile(0.5)), P90: msf(s.Quantile(0.9)), P99: msf(s.Quantile(0.99)),
 		Max: float64(s.MaxMicros) / 1000, N: s.Count}
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Start brings the manager up after a (re)start of switchyard:
@@ -58,7 +59,7 @@ func (m *Manager) adopt(ctx context.Context) (bool, error) {
 	adopted := false
 	if active != nil {
 		if d, err := m.adoptOne(ctx, *active, st, true); err != nil {
-			m.log.Error().Err(err).Str("container", short(active.ID)).Msg("cannot adopt the active container")
+			m.log.Error().Err(err).Str("container", ids.Short(active.ID)).Msg("cannot adopt the active container")
 		} else {
 			adopted = true
 			m.record(Event{Action: "adopt", Who: "switchyard start-up", ConfigID: d.cfg.ID, Container: d.info.ID})
@@ -69,12 +70,12 @@ func (m *Manager) adopt(ctx context.Context) (bool, error) {
 			continue
 		}
 		if !c.Running || c.Addr == "" {
-			m.log.Info().Str("container", short(c.ID)).Str("state", c.State).Msg("removing a stopped container of the app")
+			m.log.Info().Str("container", ids.Short(c.ID)).Str("state", c.State).Msg("removing a stopped container of the app")
 			m.discard(ctx, c.ID)
 			continue
 		}
 		if _, err := m.adoptOne(ctx, c, st, false); err != nil {
-			m.log.Warn().Err(err).Str("container", short(c.ID)).Msg("cannot adopt a launched container; leaving it running")
+			m.log.Warn().Err(err).Str("container", ids.Short(c.ID)).Msg("cannot adopt a launched container; leaving it running")
 		}
 	}
 	return adopted, nil
@@ -89,7 +90,7 @@ func (m *Manager) adoptOne(ctx context.Context, c dockerctl.Container, st state,
 	} else {
 		var err error
 		if cfg, err = m.o.Source.Fetch(ctx, cid); err != nil {
-			return nil, fmt.Errorf("fetch its config %s: %w", short(cid), err)
+			return nil, fmt.Errorf("fetch its config %s: %w", ids.Short(cid), err)
 		}
 	}
 	d := &deployment{cfg: cfg, info: ContainerInfo{
@@ -107,13 +108,13 @@ func (m *Manager) adoptOne(ctx context.Context, c dockerctl.Container, st state,
 		m.mu.Lock()
 		m.active, d.target = d, t
 		m.mu.Unlock()
-		m.log.Info().Str("container", short(c.ID)).Str("config", short(cfg.ID)).Str("addr", c.Addr).
+		m.log.Info().Str("container", ids.Short(c.ID)).Str("config", ids.Short(cfg.ID)).Str("addr", c.Addr).
 			Str("health", d.info.Health).Msg("adopted the running active container")
 	} else {
 		m.mu.Lock()
 		m.launched[c.ID] = d
 		m.mu.Unlock()
-		m.log.Info().Str("container", short(c.ID)).Msg("adopted a launched container")
+		m.log.Info().Str("container", ids.Short(c.ID)).Msg("adopted a launched container")
 	}
 	m.watchHealth(d)
 	return d, nil
@@ -169,7 +170,7 @@ func (m *Manager) coldStartOnce(ctx context.Context) (bool, error) {
 		_, err = m.switchTo(ctx, info.ID)
 	}
 	if err != nil {
-		return false, fmt.Errorf("launch current.json's config %s: %w", short(id), err)
+		return false, fmt.Errorf("launch current.json's config %s: %w", ids.Short(id), err)
 	}
 	m.record(Event{Action: "start", Who: "switchyard start-up", ConfigID: id, Container: info.ID,
 		Duration: time.Since(start)})

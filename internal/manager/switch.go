@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Switch points the proxy at a launched, healthy container (named by its
@@ -13,7 +15,7 @@ import (
 // previously active container (up to its drain timeout), stops and removes
 // it. It returns when the old container is gone.
 func (m *Manager) Switch(ctx context.Context, ref, who string) (SwitchResult, error) {
-	end, err := m.begin("switch to " + short(ref))
+	end, err := m.begin("switch to " + ids.Short(ref))
 	if err != nil {
 		return SwitchResult{}, err
 	}
@@ -71,7 +73,7 @@ func (m *Manager) findLaunchedLocked(ref string) (*deployment, error) {
 	case 0:
 		var names []string
 		for _, d := range m.launched {
-			names = append(names, short(d.info.ID)+" (config "+short(d.cfg.ID)+")")
+			names = append(names, ids.Short(d.info.ID)+" (config "+ids.Short(d.cfg.ID)+")")
 		}
 		sort.Strings(names)
 		known := "none: launch one first"
@@ -79,7 +81,7 @@ func (m *Manager) findLaunchedLocked(ref string) (*deployment, error) {
 			known = strings.Join(names, ", ")
 		}
 		if m.active != nil && strings.HasPrefix(m.active.info.ID, ref) {
-			return nil, fmt.Errorf("%w: %s is already the active container", ErrUnknownContainer, short(m.active.info.ID))
+			return nil, fmt.Errorf("%w: %s is already the active container", ErrUnknownContainer, ids.Short(m.active.info.ID))
 		}
 		return nil, fmt.Errorf("%w: %q; launched containers: %s", ErrUnknownContainer, ref, known)
 	}
@@ -91,7 +93,7 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 	m.mu.Lock()
 	d, err := m.findLaunchedLocked(ref)
 	if err == nil && d.info.Health != HealthHealthy {
-		err = fmt.Errorf("%w: container %s is %s; launch it again", ErrUnhealthy, short(d.info.ID), d.info.Health)
+		err = fmt.Errorf("%w: container %s is %s; launch it again", ErrUnhealthy, ids.Short(d.info.ID), d.info.Health)
 	}
 	m.mu.Unlock()
 	if err != nil {
@@ -100,7 +102,7 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 	// The one atomic step: from here new requests go to d.
 	newT, oldT, err := m.o.Proxy.SetTarget(d.info.ID, d.info.Addr, d.cfg.Workers)
 	if err != nil {
-		return SwitchResult{}, fmt.Errorf("switch proxy to %s: %w", short(d.info.ID), err)
+		return SwitchResult{}, fmt.Errorf("switch proxy to %s: %w", ids.Short(d.info.ID), err)
 	}
 	m.mu.Lock()
 	old := m.active
@@ -120,7 +122,7 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 		// Traffic already moved; a restart would adopt the wrong container.
 		m.log.Error().Err(serr).Msg("switch done but the state file was not written")
 	}
-	m.log.Info().Str("container", short(d.info.ID)).Str("config", short(d.cfg.ID)).Msg("switched: proxy points at the new container")
+	m.log.Info().Str("container", ids.Short(d.info.ID)).Str("config", ids.Short(d.cfg.ID)).Msg("switched: proxy points at the new container")
 
 	if old != nil {
 		info, drained, took := m.retire(ctx, old, oldT)
@@ -129,7 +131,7 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 		res.Drained = true
 	}
 	if serr != nil {
-		return res, fmt.Errorf("switched to %s, but %w", short(d.info.ID), serr)
+		return res, fmt.Errorf("switched to %s, but %w", ids.Short(d.info.ID), serr)
 	}
 	return res, nil
 }
@@ -147,7 +149,7 @@ func (m *Manager) retire(ctx context.Context, d *deployment, t interface {
 	}
 	info := m.infoLocked(d)
 	m.mu.Unlock()
-	log := m.log.With().Str("container", short(d.info.ID)).Logger()
+	log := m.log.With().Str("container", ids.Short(d.info.ID)).Logger()
 	start := time.Now()
 	drained := true
 	if t != nil {

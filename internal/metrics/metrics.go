@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard/switchyard/internal/ids"
 	"github.com/switchyard/switchyard/internal/manager"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
@@ -107,17 +108,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.uptime, prometheus.GaugeValue, s.Uptime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, boolf(s.Healthy))
 	report := func(ci manager.ContainerInfo, role string) {
-		id := short(ci.ID)
-		ch <- prometheus.MustNewConstMetric(c.ctrHealth, prometheus.GaugeValue, boolf(ci.Health == manager.HealthHealthy), id, short(ci.ConfigID), role)
+		id := ids.Short(ci.ID)
+		ch <- prometheus.MustNewConstMetric(c.ctrHealth, prometheus.GaugeValue, boolf(ci.Health == manager.HealthHealthy), id, ids.Short(ci.ConfigID), role)
 		ch <- prometheus.MustNewConstMetric(c.ctrInFlight, prometheus.GaugeValue, float64(ci.InFlight), id)
 		if ci.Stats != nil {
 			for class, n := range codeClasses(ci.Stats.Codes) {
-				ch <- prometheus.MustNewConstMetric(c.ctrRequests, prometheus.CounterValue, float64(n), id, short(ci.ConfigID), class)
+				ch <- prometheus.MustNewConstMetric(c.ctrRequests, prometheus.CounterValue, float64(n), id, ids.Short(ci.ConfigID), class)
 			}
 		}
 	}
 	if a := s.Active; a != nil {
-		ch <- prometheus.MustNewConstMetric(c.activeInfo, prometheus.GaugeValue, 1, short(a.ID), a.Image, short(a.ConfigID))
+		ch <- prometheus.MustNewConstMetric(c.activeInfo, prometheus.GaugeValue, 1, ids.Short(a.ID), a.Image, ids.Short(a.ConfigID))
 		report(*a, "active")
 	}
 	for _, l := range s.Launched {
@@ -170,11 +171,4 @@ func boolf(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
