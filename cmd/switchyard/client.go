@@ -309,7 +309,7 @@ func runHistory(ctx context.Context, c *apiClient, cfg *clientConfig, args []str
 // containerLine is one container on one line, after label.
 func containerLine(label string, c manager.ContainerInfo) string {
 	return fmt.Sprintf("%s %s  image %s  config %s  %s  at %s", label, shortID(c.ID, 12), c.Image,
-		shortID(c.ConfigID, 8), orDash(c.Health), orDash(c.Addr))
+		shortID(c.ConfigID, 8), orDash(string(c.Health)), orDash(c.Addr))
 }
 
 // apiClient calls the management API.

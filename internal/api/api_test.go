@@ -404,7 +404,7 @@ func TestDeploymentsLimit(t *testing.T) {
 			}
 			var actions []string
 			for _, e := range got.Deployments {
-				actions = append(actions, e.Action)
+				actions = append(actions, string(e.Action))
 			}
 			if strings.Join(actions, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("actions %v, want %v", actions, tt.want)

@@ -49,7 +49,7 @@ func (m *Manager) loadState() (state, error) {
 // saveState writes the state of record; caller holds m.mu.
 func (m *Manager) saveStateLocked() error {
 	st := state{App: m.o.App, Previous: m.previous, Updated: time.Now().UTC()}
-	if d := m.active; d != nil {
+	if d := m.activeLocked(); d != nil {
 		st.Active, st.ConfigID, st.Config = d.info.ID, d.cfg.ID, d.cfg
 	}
 	b, err := json.MarshalIndent(st, "", "  ")

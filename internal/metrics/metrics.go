@@ -119,10 +119,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if a := s.Active; a != nil {
 		ch <- prometheus.MustNewConstMetric(c.activeInfo, prometheus.GaugeValue, 1, ids.Short(a.ID), a.Image, ids.Short(a.ConfigID))
-		report(*a, "active")
+		report(*a, manager.Active.String())
 	}
 	for _, l := range s.Launched {
-		report(l, "launched")
+		report(l, manager.Launched.String())
 	}
 	ds := m.DeployStats()
 	for k, n := range ds.Counts {
