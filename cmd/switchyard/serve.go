@@ -138,7 +138,7 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 	}
 	rest, err := s.parse(args, func(k string) string { return env[k] })
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	for _, h := range headersFromEnv(environ) {
 		name, value, _ := strings.Cut(h, ": ")

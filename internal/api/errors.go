@@ -10,37 +10,6 @@ import (
 	"github.com/switchyard/switchyard/internal/manager"
 )
 
-// ErrorResponse is the body of every error answer.
-type ErrorResponse struct {
-	// Error says what failed, with which input, and what to do.
-	Error string `json:"error"`
-	// Kind is a stable machine-readable name for the failure (Kind*).
-	Kind string `json:"kind"`
-}
-
-// Error kinds, the "kind" of an ErrorResponse.
-const (
-	KindBusy                    = "busy"                      // 409: another operation is running
-	KindNotFound                = "not_found"                 // 404: no such deployment config
-	KindUnknownContainer        = "unknown_container"         // 404: switch named no launched container
-	KindNoPrevious              = "no_previous"               // 409: nothing to roll back to
-	KindHashMismatch            = "hash_mismatch"             // 422: config content is not its id
-	KindInvalidConfig           = "invalid_config"            // 422: malformed id or config
-	KindAmbiguousID             = "ambiguous_id"              // 422: id prefix matches several configs
-	KindPolicy                  = "policy"                    // 422: config refused by the operator's policy
-	KindUnhealthy               = "unhealthy"                 // 422: container did not become healthy
-	KindImagePull               = "image_pull"                // 502: the registry refused or failed the pull
-	KindConfigSourceUnavailable = "config_source_unavailable" // 503: S3 (or the directory) unreadable
-	KindDockerUnavailable       = "docker_unavailable"        // 503: the Docker daemon failed
-	KindBadRequest              = "bad_request"               // 400: the request itself is wrong
-	KindTooLarge                = "too_large"                 // 413: body over MaxBodySize
-	KindUnauthorized            = "unauthorized"              // 401: missing or wrong token
-	KindUnknownRoute            = "unknown_route"             // 404: no such path
-	KindMethodNotAllowed        = "method_not_allowed"        // 405: path exists, method does not
-	KindCanceled                = "canceled"                  // 499: the client went away first
-	KindInternal                = "internal"                  // 500: anything else
-)
-
 // StatusClientClosed is logged when the client disconnected before the
 // answer (nginx's convention); nobody receives it.
 const StatusClientClosed = 499

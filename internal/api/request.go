@@ -90,12 +90,19 @@ func caller(r *http.Request) (string, error) {
 		if utf8.RuneCountInString(v) > MaxUserLen {
 			return "", fmt.Errorf("header %s: longer than %d characters", UserHeader, MaxUserLen)
 		}
-		if !utf8.ValidString(v) || strings.ContainsFunc(v, func(c rune) bool { return !unicode.IsPrint(c) }) {
+		if !validUser(v) {
 			return "", fmt.Errorf("header %s %q: only printable characters are allowed", UserHeader, shorten(v, 40))
 		}
 		return v, nil
 	}
 	return remoteIP(r), nil
+}
+
+// validUser is the rule for a caller's name (UserHeader, Client's User):
+// at most MaxUserLen printable characters.
+func validUser(u string) bool {
+	return utf8.RuneCountInString(u) <= MaxUserLen && utf8.ValidString(u) &&
+		!strings.ContainsFunc(u, func(c rune) bool { return !unicode.IsPrint(c) })
 }
 
 // remoteIP is the connection's peer address without the port.
