@@ -1,6 +1,7 @@
 package deployconfig
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -100,36 +101,12 @@ func ParseWunderproxy(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w: wunderproxy config: ContainerConfig: required", ErrInvalid)
 	}
 	var p problems
-	refuseSet := func(field string, set bool) {
-		if set {
-			p.add("ContainerConfig."+field, "not supported by switchyard: build it into the image, or convert the config to switchyard's format")
-		}
-	}
-	refuseSet("Entrypoint", len(cc.Entrypoint) > 0)
-	refuseSet("User", cc.User != "")
-	refuseSet("WorkingDir", cc.WorkingDir != "")
-	refuseSet("Volumes", len(cc.Volumes) > 0)
-	refuseSet("VolumesFrom", cc.VolumesFrom != nil && cc.VolumesFrom != "")
-	refuseSet("Dns", len(cc.Dns) > 0)
-	refuseSet("Hostname", cc.Hostname != "")
-	refuseSet("Domainname", cc.Domainname != "")
-	refuseSet("NetworkDisabled", cc.NetworkDisabled)
+	refuseUnsupported(cc, &p)
+	c := &Config{Image: cc.Image, Cmd: cc.Cmd, envFileAll: true}
 	if cc.Image == "" {
 		p.add("ContainerConfig.Image", "required: the Docker image to run")
 	}
-
-	c := &Config{Image: cc.Image, Cmd: cc.Cmd, envFileAll: true}
-	for i, kv := range cc.Env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			p.add(fmt.Sprintf("ContainerConfig.Env[%d]", i), "%q: want KEY=VALUE", kv)
-			continue
-		}
-		if c.Env == nil {
-			c.Env = map[string]string{}
-		}
-		c.Env[k] = v
-	}
+	c.Env = wunderproxyEnv(cc.Env, &p)
 	port, msg := wunderproxyExposedPort(cc.ExposedPorts)
 	if msg != "" {
 		p.add("ContainerConfig.ExposedPorts", "%s", msg)
@@ -143,11 +120,7 @@ func ParseWunderproxy(data []byte) (*Config, error) {
 	}
 	// wunderproxy probed "http://localhost:PORT/" + HealthCheckPath.
 	c.Health.Path = "/" + strings.TrimPrefix(w.HealthCheckPath, "/")
-	hc := w.HostConfig
-	if hc == nil {
-		hc = cc.HostConfig
-	}
-	if hc != nil {
+	if hc := cmp.Or(w.HostConfig, cc.HostConfig); hc != nil {
 		c.NetworkMode = hc.NetworkMode
 		if c.NetworkMode == "default" {
 			c.NetworkMode = ""
@@ -165,6 +138,46 @@ func ParseWunderproxy(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("wunderproxy config (mapped to switchyard's fields): %w", err)
 	}
 	return c, nil
+}
+
+// refuseUnsupported refuses the container settings switchyard has no
+// counterpart for, rather than ignoring them.
+func refuseUnsupported(cc *wpContainerConfig, p *problems) {
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{
+		{"Entrypoint", len(cc.Entrypoint) > 0},
+		{"User", cc.User != ""},
+		{"WorkingDir", cc.WorkingDir != ""},
+		{"Volumes", len(cc.Volumes) > 0},
+		{"VolumesFrom", cc.VolumesFrom != nil && cc.VolumesFrom != ""},
+		{"Dns", len(cc.Dns) > 0},
+		{"Hostname", cc.Hostname != ""},
+		{"Domainname", cc.Domainname != ""},
+		{"NetworkDisabled", cc.NetworkDisabled},
+	} {
+		if f.set {
+			p.add("ContainerConfig."+f.field, "not supported by switchyard: build it into the image, or convert the config to switchyard's format")
+		}
+	}
+}
+
+// wunderproxyEnv maps KEY=VALUE entries to env (nil when there are none).
+func wunderproxyEnv(entries []string, p *problems) map[string]string {
+	var env map[string]string
+	for i, kv := range entries {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			p.add(fmt.Sprintf("ContainerConfig.Env[%d]", i), "%q: want KEY=VALUE", kv)
+			continue
+		}
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[k] = v
+	}
+	return env
 }
 
 // wunderproxyExposedPort picks the container port: the only exposed one,

@@ -288,13 +288,18 @@ func addrOf(r container.InspectResponse, ct Container) string {
 	if r.NetworkSettings == nil {
 		return ""
 	}
-	// Prefer the binding of the labelled port; a container switchyard did not
-	// create may still publish exactly one.
+	return publishedAddr(r.NetworkSettings.Ports, port)
+}
+
+// publishedAddr is the host address of the container's published port:
+// the labelled one, or else the only one (a container switchyard did not
+// create may still publish exactly one).
+func publishedAddr(ports nat.PortMap, port int) string {
 	var bindings []nat.PortBinding
 	if port > 0 {
-		bindings = r.NetworkSettings.Ports[nat.Port(strconv.Itoa(port)+"/tcp")]
+		bindings = ports[nat.Port(strconv.Itoa(port)+"/tcp")]
 	} else {
-		for _, b := range r.NetworkSettings.Ports {
+		for _, b := range ports {
 			if len(b) > 0 {
 				if bindings != nil {
 					return "" // ambiguous
