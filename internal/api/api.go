@@ -73,9 +73,9 @@ type Options struct {
 	Metrics http.Handler
 }
 
-// MaxBodySize is the largest request body read (64 KiB); an id needs far
+// maxBodySize is the largest request body read (64 KiB); an id needs far
 // less, and the limit keeps a wrong client from making the API buffer much.
-const MaxBodySize = 64 << 10
+const maxBodySize = 64 << 10
 
 // UserHeader names the caller for the deployment history. Without it the
 // caller is its remote IP address.

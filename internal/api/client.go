@@ -55,9 +55,6 @@ func NewClient(addr string, o ClientOptions) (*Client, error) {
 	return &Client{base: base, o: o}, nil
 }
 
-// URL is the API's base URL, as errors name it.
-func (c *Client) URL() string { return c.base }
-
 // Launch is POST /launch: it returns when the container is healthy.
 func (c *Client) Launch(ctx context.Context, id string) (ContainerInfo, error) {
 	var info ContainerInfo

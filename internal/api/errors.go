@@ -10,9 +10,9 @@ import (
 	"github.com/switchyard/switchyard/internal/manager"
 )
 
-// StatusClientClosed is logged when the client disconnected before the
+// statusClientClosed is logged when the client disconnected before the
 // answer (nginx's convention); nobody receives it.
-const StatusClientClosed = 499
+const statusClientClosed = 499
 
 // errorKinds maps sentinels to answers, most specific first: an error may
 // wrap several (a manager error wrapping a source or Docker one), and the
@@ -47,7 +47,7 @@ func classify(ctx context.Context, err error) (int, string) {
 		}
 	}
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return StatusClientClosed, KindCanceled
+		return statusClientClosed, KindCanceled
 	}
 	return http.StatusInternalServerError, KindInternal
 }
@@ -56,7 +56,7 @@ func classify(ctx context.Context, err error) (int, string) {
 func (s *server) writeManagerError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	status, kind := classify(r.Context(), err)
 	ev := s.log.Info()
-	if status >= 500 && status != StatusClientClosed {
+	if status >= 500 && status != statusClientClosed {
 		ev = s.log.Error()
 	}
 	ev.Str("op", op).Str("kind", kind).Err(err).Msg("api call failed")

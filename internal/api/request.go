@@ -13,15 +13,15 @@ import (
 	"unicode/utf8"
 )
 
-// errTooLarge marks a body over MaxBodySize (413, not 400).
-var errTooLarge = fmt.Errorf("request body is larger than %d bytes: send just the id", MaxBodySize)
+// errTooLarge marks a body over maxBodySize (413, not 400).
+var errTooLarge = fmt.Errorf("request body is larger than %d bytes: send just the id", maxBodySize)
 
 // readRef reads the one reference a POST carries: a JSON object whose
 // fields (synonyms, in order of preference) hold it, or, as wunderproxy's
 // clients send it, a text body that is just the reference. field names
 // the reference in errors.
 func readRef(w http.ResponseWriter, r *http.Request, fields ...string) (string, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

@@ -72,7 +72,7 @@ const (
 	KindConfigSourceUnavailable = "config_source_unavailable" // 503: S3 (or the directory) unreadable
 	KindDockerUnavailable       = "docker_unavailable"        // 503: the Docker daemon failed
 	KindBadRequest              = "bad_request"               // 400: the request itself is wrong
-	KindTooLarge                = "too_large"                 // 413: body over MaxBodySize
+	KindTooLarge                = "too_large"                 // 413: body over maxBodySize
 	KindUnauthorized            = "unauthorized"              // 401: missing or wrong token
 	KindUnknownRoute            = "unknown_route"             // 404: no such path
 	KindMethodNotAllowed        = "method_not_allowed"        // 405: path exists, method does not

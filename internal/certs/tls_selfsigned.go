@@ -21,10 +21,10 @@ import (
 )
 
 // Self-signed certificates (AUTO_SSL) are valid this long and made anew
-// when less than SelfSignedRenewBefore of it is left.
+// when less than selfSignedRenewBefore of it is left.
 const (
-	SelfSignedValidity    = 365 * 24 * time.Hour
-	SelfSignedRenewBefore = 30 * 24 * time.Hour
+	selfSignedValidity    = 365 * 24 * time.Hour
+	selfSignedRenewBefore = 30 * 24 * time.Hour
 )
 
 // SelfSigned returns a self-signed certificate (ECDSA P-256) for hosts,
@@ -38,8 +38,8 @@ func SelfSigned(hosts []string, path string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: no host names")
 	}
-	if cert, err := LoadCertificate(path, ""); err == nil &&
-		time.Now().Add(SelfSignedRenewBefore).Before(cert.Leaf.NotAfter) &&
+	if cert, err := loadCertificate(path, ""); err == nil &&
+		time.Now().Add(selfSignedRenewBefore).Before(cert.Leaf.NotAfter) &&
 		slices.Equal(certHosts(cert.Leaf), hosts) {
 		return cert, nil
 	}
@@ -53,7 +53,7 @@ func SelfSigned(hosts []string, path string) (tls.Certificate, error) {
 	if err := atomicfile.Write(path, append(certPEM, keyPEM...), 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	return LoadCertificate(path, "")
+	return loadCertificate(path, "")
 }
 
 // commonName is the first DNS name of hosts, else the first address.
@@ -84,7 +84,7 @@ func newSelfSigned(cn string, hosts []string, now time.Time) (certPEM, keyPEM []
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"switchyard self-signed"}},
 		NotBefore:             now.Add(-time.Hour), // clock skew
-		NotAfter:              now.Add(SelfSignedValidity),
+		NotAfter:              now.Add(selfSignedValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -22,7 +22,7 @@ func LoadEnvFile(path string) (map[string]string, error) {
 	env := map[string]string{}
 	seen := map[string]int{}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, MaxObjectSize)
+	sc.Buffer(nil, maxObjectSize)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

@@ -16,7 +16,7 @@ import (
 //	 "HostConfig": {"NetworkMode", "Binds", "PortBindings", "PublishAllPorts", "LxcConf"},
 //	 "HealthCheckPath": "healthcheck", "Revision": "...", "ForceReload": false}
 //
-// ParseWunderproxy maps it to a Config:
+// parseWunderproxy maps it to a Config:
 //
 //	ContainerConfig.Image        -> image
 //	ContainerConfig.Cmd          -> cmd
@@ -88,10 +88,10 @@ type wpHostConfig struct {
 	LxcConf         any
 }
 
-// ParseWunderproxy parses a wunderproxy LaunchConfig and maps it to a Config
+// parseWunderproxy parses a wunderproxy LaunchConfig and maps it to a Config
 // (see the table above), with our defaults applied and validated. It sets
 // no ID. Errors wrap ErrInvalid.
-func ParseWunderproxy(data []byte) (*Config, error) {
+func parseWunderproxy(data []byte) (*Config, error) {
 	var w wpLaunchConfig
 	if err := decodeStrict(data, &w, true); err != nil {
 		return nil, fmt.Errorf("%w: wunderproxy config: %w", ErrInvalid, err)
@@ -207,9 +207,9 @@ func parseEither(data []byte) (*Config, error) {
 	if json.Unmarshal(data, &m) == nil {
 		for k := range m {
 			if strings.EqualFold(k, "ContainerConfig") {
-				return ParseWunderproxy(data)
+				return parseWunderproxy(data)
 			}
 		}
 	}
-	return Parse(data)
+	return parseConfig(data)
 }

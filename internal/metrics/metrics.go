@@ -27,9 +27,9 @@ type Source struct {
 	}
 }
 
-// Buckets are the upper bounds (seconds) of the duration histograms. The
+// promBounds are the upper bounds (seconds) of the duration histograms. The
 // proxy's own histogram is finer; it is summed into these at scrape time.
-var Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+var promBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 
 // Handler serves /metrics: switchyard's metrics plus the Go runtime's and
 // the process's.
@@ -139,21 +139,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // edge is within the bound, so a count is never attributed to a lower bound
 // than its true value's.
 func promBuckets(s *histogram.Snapshot) (uint64, float64, map[float64]uint64) {
-	out := make(map[float64]uint64, len(Buckets))
+	out := make(map[float64]uint64, len(promBounds))
 	var total uint64
 	bi := 0
 	cum := uint64(0)
 	for i, n := range s.Buckets {
 		upper := float64(histogram.BucketUpperMicros(i)) / 1e6
-		for bi < len(Buckets) && upper > Buckets[bi] {
-			out[Buckets[bi]] = cum
+		for bi < len(promBounds) && upper > promBounds[bi] {
+			out[promBounds[bi]] = cum
 			bi++
 		}
 		cum += n
 		total += n
 	}
-	for ; bi < len(Buckets); bi++ {
-		out[Buckets[bi]] = cum
+	for ; bi < len(promBounds); bi++ {
+		out[promBounds[bi]] = cum
 	}
 	return total, float64(s.SumMicros) / 1e6, out
 }
