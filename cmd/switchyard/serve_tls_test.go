@@ -177,7 +177,7 @@ func TestTLSSetupPEMReloadOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP) // setup's watcher catches it
+	syscall.Kill(os.Getpid(), syscall.SIGHUP) // start's watcher catches it
 	deadline := time.Now().Add(5 * time.Second)
 	for serial() != second.Leaf.SerialNumber.String() {
 		if time.Now().After(deadline) {

@@ -99,11 +99,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(inFlight))
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(p.Queued()))
-
-	m := c.src.Manager
-	if m == nil {
-		return
+	if c.src.Manager != nil {
+		c.collectManager(ch)
 	}
+}
+
+// collectManager reports the deployments: the containers and the
+// operations.
+func (c *collector) collectManager(ch chan<- prometheus.Metric) {
+	m := c.src.Manager
 	s := m.Status()
 	ch <- prometheus.MustNewConstMetric(c.uptime, prometheus.GaugeValue, s.Uptime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, boolf(s.Healthy))
