@@ -70,6 +70,7 @@ type stack struct {
 	cmd      *exec.Cmd
 	logs     *syncBuffer
 	client   *api.Client // the API, as the CLI calls it
+	args     []string    // more serve flags, for start
 }
 
 type syncBuffer struct {
@@ -142,6 +143,7 @@ func (st *stack) start() {
 		"--app", st.app, "--listen", st.listen, "--api", st.apiAddr, "--api-token", st.token,
 		"--configs", "s3://"+st.bucket+"/"+st.prefix, "--s3-endpoint", st.s3.Endpoint,
 		"--state-dir", st.stateDir, "--queue-timeout", "10s", "--log-address", "stderr", "--log-level", "debug")
+	cmd.Args = append(cmd.Args, st.args...)
 	cmd.Env = append(os.Environ(), st.s3.Env()...)
 	cmd.Stdout, cmd.Stderr = st.logs, st.logs
 	if err := cmd.Start(); err != nil {
