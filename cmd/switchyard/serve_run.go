@@ -35,12 +35,13 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 			return fmt.Errorf("upstream: %w", err)
 		}
 	}
-	ln, err := proxy.Listen(c.listen, c.maxConns)
+	raw, err := proxy.Listen(c.listen, c.maxConns)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
-	if ln, err = c.http.wrapListener(ln); err != nil {
-		ln.Close()
+	ln, err := c.http.wrapListener(raw)
+	if err != nil {
+		raw.Close()
 		return fmt.Errorf("proxy-protocol: %w", err)
 	}
 	handler, err := c.edge.wrap(p, log)
