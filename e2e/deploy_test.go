@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/manager"
 )
 
 // load sends requests through the proxy from several goroutines until
@@ -127,23 +128,28 @@ func TestDeployLifecycle(t *testing.T) {
 	})
 
 	t.Run("rollback", func(t *testing.T) {
-		deployUnderLoad(t, st, "v2", "v1", func() (int, string) { return st.call("POST", "/rollback", "") })
+		deployUnderLoad(t, st, "v2", "v1", func() (int, string) {
+			if _, err := st.client.Rollback(context.Background()); err != nil {
+				return 500, err.Error()
+			}
+			return 0, ""
+		})
 		if cs := st.containers(); len(cs) != 1 || cs[0].Labels["switchyard.config"] != v1 {
 			t.Fatalf("containers after the rollback: %+v", cs)
 		}
 	})
 
 	// From here v1 is active; every bad input must leave it serving, untouched.
-	_, m = st.status()
+	m, _ = st.status()
 	active := activeID(m)
 	untouched := func(t *testing.T) {
 		t.Helper()
 		if code, body := st.get("/"); code != 200 || body != "v1" {
 			t.Fatalf("v1 not serving: %d %q", code, body)
 		}
-		code, m := st.status()
-		if code != 200 || activeID(m) != active {
-			t.Fatalf("active changed: %d %v", code, m["active"])
+		m, err := st.status()
+		if err != nil || !m.Healthy || activeID(m) != active {
+			t.Fatalf("active changed: %v %+v", err, m.Active)
 		}
 		if cs := st.containers(); len(cs) != 1 || cs[0].ID != active {
 			t.Fatalf("containers changed: %+v", cs)
@@ -198,8 +204,7 @@ func TestDeployLifecycle(t *testing.T) {
 		go func() { code, _ := st.call("POST", "/launch", slowBad); first <- code }()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, m := st.status()
-			if op, _ := m["operation"].(string); strings.HasPrefix(op, "launch") {
+			if m, _ := st.status(); strings.HasPrefix(m.Operation, "launch") {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -276,13 +281,12 @@ func TestDeployLifecycle(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			code, m := st.status()
-			a, _ := m["active"].(map[string]any)
-			if code == 503 && a["health"] == "dead" {
+			m, err := st.status()
+			if err == nil && !m.Healthy && m.Active != nil && m.Active.Health == manager.HealthDead {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("/status after the death: %d %v", code, m["active"])
+				t.Fatalf("/status after the death: %v %+v", err, m.Active)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

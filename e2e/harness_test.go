@@ -6,7 +6,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/api"
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
 	"github.com/switchyard/switchyard/internal/testservers"
@@ -69,6 +69,8 @@ type stack struct {
 	apiAddr  string
 	cmd      *exec.Cmd
 	logs     *syncBuffer
+	client   *api.Client // the API, as the CLI calls it
+	args     []string    // more serve flags, for start
 }
 
 type syncBuffer struct {
@@ -102,6 +104,9 @@ func newStack(t *testing.T) *stack {
 		listen: testservers.FreeAddr(t), apiAddr: testservers.FreeAddr(t),
 	}
 	st.proxy, st.api = "http://"+st.listen, "http://"+st.apiAddr
+	if st.client, err = api.NewClient(st.api, api.ClientOptions{Token: st.token, User: "e2e", Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
 	st.s3.CreateBucket(t, st.bucket)
 	t.Cleanup(st.removeContainers)
 	return st
@@ -138,6 +143,7 @@ func (st *stack) start() {
 		"--app", st.app, "--listen", st.listen, "--api", st.apiAddr, "--api-token", st.token,
 		"--configs", "s3://"+st.bucket+"/"+st.prefix, "--s3-endpoint", st.s3.Endpoint,
 		"--state-dir", st.stateDir, "--queue-timeout", "10s", "--log-address", "stderr", "--log-level", "debug")
+	cmd.Args = append(cmd.Args, st.args...)
 	cmd.Env = append(os.Environ(), st.s3.Env()...)
 	cmd.Stdout, cmd.Stderr = st.logs, st.logs
 	if err := cmd.Start(); err != nil {
@@ -162,9 +168,8 @@ func (st *stack) start() {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, _ := st.call("GET", "/status", "")
-		if code == 200 || code == 503 {
-			return
+		if _, err := st.status(); err == nil {
+			return // 200 or 503: the API answers
 		}
 		if time.Now().After(deadline) {
 			st.t.Fatalf("switchyard API did not come up; output:\n%s", st.logs.String())
@@ -208,31 +213,32 @@ func (st *stack) callToken(method, path, body, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// status reads /status.
-func (st *stack) status() (int, map[string]any) {
-	code, body := st.call("GET", "/status", "")
-	var m map[string]any
-	_ = json.Unmarshal([]byte(body), &m)
-	return code, m
+// status reads /status with the API client: healthy or not, or an error
+// when no answer came.
+func (st *stack) status() (api.StatusResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return st.client.Status(ctx)
 }
 
-func activeID(m map[string]any) string {
-	a, _ := m["active"].(map[string]any)
-	id, _ := a["id"].(string)
-	return id
+func activeID(s api.StatusResponse) string {
+	if s.Active == nil {
+		return ""
+	}
+	return s.Active.ID
 }
 
 // waitHealthy waits until /status answers 200 with an active container.
-func (st *stack) waitHealthy(timeout time.Duration) map[string]any {
+func (st *stack) waitHealthy(timeout time.Duration) api.StatusResponse {
 	st.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		code, m := st.status()
-		if code == 200 && activeID(m) != "" {
-			return m
+		s, err := st.status()
+		if err == nil && s.Healthy && activeID(s) != "" {
+			return s
 		}
 		if time.Now().After(deadline) {
-			st.t.Fatalf("not healthy after %v: %d %v", timeout, code, m)
+			st.t.Fatalf("not healthy after %v: %v %+v", timeout, err, s.Status)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -31,8 +31,8 @@ func TestStatusPageUnderLoad(t *testing.T) {
 	l := startLoad(st, 3)
 	defer l.finish()
 	time.Sleep(time.Second)
-	_, before := st.status()
-	reqBefore := before["proxy"].(map[string]any)["requests"].(float64)
+	before, _ := st.status()
+	reqBefore := float64(before.Proxy.Requests)
 
 	shot := filepath.Join(artifacts(t), "statuspage-e2e.png")
 	url := "http://ops:" + st.token + "@" + st.apiAddr + "/"
@@ -53,8 +53,8 @@ func TestStatusPageUnderLoad(t *testing.T) {
 		t.Fatalf("no requests figure in the page:\n%s", tail(dom, 3000))
 	}
 	shown, _ := strconv.ParseFloat(strings.ReplaceAll(mm[1], ",", ""), 64)
-	_, after := st.status()
-	reqAfter := after["proxy"].(map[string]any)["requests"].(float64)
+	after, _ := st.status()
+	reqAfter := float64(after.Proxy.Requests)
 	if shown < reqBefore || shown > reqAfter {
 		t.Fatalf("the page shows %v requests; the API said %v before and %v after", shown, reqBefore, reqAfter)
 	}

@@ -457,33 +457,6 @@ func TestClientNotTheAPI(t *testing.T) {
 	}
 }
 
-func TestAPIBaseURL(t *testing.T) {
-	tests := []struct{ in, want, wantErr string }{
-		{"http://127.0.0.1:8001", "http://127.0.0.1:8001", ""},
-		{"127.0.0.1:8001", "http://127.0.0.1:8001", ""},
-		{"localhost:8001", "http://localhost:8001", ""},
-		{":8001", "http://127.0.0.1:8001", ""},
-		{"https://deploy.example.com/switchyard/", "https://deploy.example.com/switchyard", ""},
-		{"[::1]:8001", "http://[::1]:8001", ""},
-		{" http://h:1 ", "http://h:1", ""},
-		{"", "", "want http://host:port"},
-		{"ftp://h:1", "", "want http://host:port"},
-		{"http://h:1/?x=1", "", "want http://host:port"},
-	}
-	for _, tt := range tests {
-		got, err := apiBaseURL(tt.in)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("apiBaseURL(%q) = %q, %v; want error %q", tt.in, got, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("apiBaseURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-	}
-}
-
 func TestHumanDuration(t *testing.T) {
 	tests := []struct {
 		in   time.Duration
@@ -518,11 +491,25 @@ func TestArgOrder(t *testing.T) {
 			t.Errorf("orderArgs(%s) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
-	rest, on := takeBoolFlag([]string{"a", "--json", "b", "--", "--json"}, "json")
-	if !on || strings.Join(rest, " ") != "a b -- --json" {
-		t.Errorf("takeBoolFlag = %q, %v", rest, on)
+	// A boolean setting stands alone: it takes no value from the next
+	// argument, and needs no pass of its own before parsing.
+	parse := func(args ...string) ([]string, bool) {
+		c := &clientConfig{}
+		s := clientSettings("history", c)
+		rest, err := s.parse(orderArgs(args, s), func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("parse %q: %v", args, err)
+		}
+		return rest, c.json
 	}
-	if _, on := takeBoolFlag([]string{"--json", "--json=false"}, "json"); on {
+	if got := strings.Join(orderArgs(strings.Fields("ID --json --user bob"), s), " "); got != "--json --user bob -- ID" {
+		t.Errorf("orderArgs(ID --json --user bob) = %s", got)
+	}
+	rest, on := parse("a", "--json", "b", "--", "--json")
+	if !on || strings.Join(rest, " ") != "a b --json" {
+		t.Errorf("--json among positional arguments: %q, %v", rest, on)
+	}
+	if _, on := parse("--json", "--json=false"); on {
 		t.Error("--json=false did not win as the last")
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,10 +24,15 @@ type edgeSettings struct {
 	compressMin   int
 	compressTypes []string
 
-	// responseHeaders, when set (by runServe, from --header and HEADER_*),
-	// are added to static responses too. Unset, they reach app responses
-	// only: the proxy adds them to those itself.
+	// responseHeaders (set by parseServe, from --header and HEADER_*) are
+	// added to static responses too; the proxy adds them to the app's.
 	responseHeaders []proxy.Header
+
+	// Built once by build, at parse time: the handlers in front of app,
+	// which wrap binds to the proxy once it exists.
+	app     lateHandler
+	handler http.Handler  // nil: neither static files nor compression
+	static  *proxy.Static // closed by close
 }
 
 // addEdgeSettings declares their flags and environment variables.
@@ -56,7 +62,7 @@ func addEdgeSettings(s *settings, e *edgeSettings) {
 		})
 	s.boolean(&e.compress, "compress", []string{"SWITCHYARD_COMPRESS"}, "true",
 		"compress responses with zstd or gzip for clients that accept it (--compress=false: off)")
-	s.integer(&e.compressMin, "compress-min-size", []string{"SWITCHYARD_COMPRESS_MIN_SIZE"}, "1024",
+	s.integer(&e.compressMin, "compress-min-size", []string{"SWITCHYARD_COMPRESS_MIN_SIZE"}, strconv.Itoa(compress.DefaultMinSize),
 		"smallest response body compressed, in bytes (without a Content-Length, this much is held back to decide; 0: all)", 0)
 	s.add("compress-types", []string{"SWITCHYARD_COMPRESS_TYPES"}, strings.Join(compress.DefaultTypes, ","),
 		"comma-separated media types compressed: type/subtype, type/*, type/*+suffix (images, video, archives, woff2 and text/event-stream never are)", func(v string) error {
@@ -70,22 +76,39 @@ func addEdgeSettings(s *settings, e *edgeSettings) {
 		})
 }
 
-// validate checks them after parsing: the directory opens, the prefix
-// and the types are well-formed.
-func (e *edgeSettings) validate() error {
+// build makes the edge handlers, once, in front of a handler wrap binds
+// later: static files first (try_files $uri @app), then compression around
+// both. Their constructors check the settings (the directory opens, the
+// prefix and the types are well-formed); their errors name the setting.
+func (e *edgeSettings) build() error {
+	var h http.Handler = &e.app
 	if e.staticDir != "" {
-		st, err := proxy.NewStatic(e.staticConfig(), nil)
+		st, err := proxy.NewStatic(e.staticConfig(), h)
 		if err != nil {
 			return fmt.Errorf("%w (--static wants an existing directory, --static-prefix a path such as /static)", err)
 		}
-		st.Close()
+		e.static, h = st, st
 	}
 	if e.compress {
-		if _, err := compress.New(e.compressConfig(), nil); err != nil {
+		c, err := compress.New(e.compressConfig(), h)
+		if err != nil {
+			e.close()
 			return fmt.Errorf("--compress-types: %w", err)
 		}
+		h = c
+	}
+	if h != &e.app {
+		e.handler = h
 	}
 	return nil
+}
+
+// close releases the static files' directory.
+func (e *edgeSettings) close() {
+	if e.static != nil {
+		e.static.Close()
+		e.static = nil
+	}
 }
 
 func (e *edgeSettings) staticConfig() proxy.StaticConfig {
@@ -103,26 +126,27 @@ func (e *edgeSettings) compressConfig() compress.Config {
 	return c
 }
 
-// wrap puts the edge handlers in front of the proxy handler h: static files
-// first (try_files $uri @app), then compression around both.
+// wrap puts the edge handlers that build made in front of h, the proxy,
+// and returns the handler to serve: h itself when there are none. It is
+// called once, before serving.
 func (e *edgeSettings) wrap(h http.Handler, logger zerolog.Logger) (http.Handler, error) {
-	if e.staticDir != "" {
-		st, err := proxy.NewStatic(e.staticConfig(), h)
-		if err != nil {
-			return nil, err
-		}
-		h = st
+	if e.handler == nil {
+		return h, nil
+	}
+	e.app.h = h
+	if e.static != nil {
 		logger.Info().Str("dir", e.staticDir).Str("prefix", e.staticPrefix).Dur("max_age", e.staticMaxAge).
 			Msg("serving static files")
 	}
 	if e.compress {
-		c, err := compress.New(e.compressConfig(), h)
-		if err != nil {
-			return nil, fmt.Errorf("--compress-types: %w", err)
-		}
-		h = c
 		logger.Info().Int("min_size", e.compressConfig().MinSize).Strs("types", e.compressTypes).
 			Msg("compressing responses (zstd, gzip)")
 	}
-	return h, nil
+	return e.handler, nil
 }
+
+// lateHandler serves with a handler set after the chain around it was
+// built.
+type lateHandler struct{ h http.Handler }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { l.h.ServeHTTP(w, r) }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/compress"
 	"github.com/switchyard/switchyard/internal/testservers"
 )
@@ -97,11 +96,12 @@ func TestEdgeWrap(t *testing.T) {
 	dir := t.TempDir()
 	css := bytes.Repeat([]byte("p { margin: 0 }\n"), 200)
 	os.WriteFile(filepath.Join(dir, "app.css"), css, 0o644)
-	c, err := parseServe([]string{"--static", dir, "a:1"}, nil)
+	// --header reaches static responses too (the proxy adds it to the app's).
+	c, err := parseServe([]string{"--static", dir, "--header", "X-Frame-Options: DENY", "a:1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.edge.responseHeaders = []proxy.Header{{Name: "X-Frame-Options", Value: "DENY"}}
+	defer c.edge.close()
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(bytes.Repeat([]byte("app "), 1000))

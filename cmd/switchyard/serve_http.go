@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,9 +11,8 @@ import (
 	"github.com/switchyard/switchyard/internal/proxy"
 )
 
-// httpSettings are the settings of the proxy's request path beyond issue 3's:
-// the path prefix, the PROXY protocol, buffering for slow clients and its
-// timeouts.
+// httpSettings are the settings of the proxy's request path: the path
+// prefix, the PROXY protocol, buffering for slow clients and its timeouts.
 type httpSettings struct {
 	prefix            string
 	proxyProtocol     bool
@@ -43,12 +41,12 @@ func addHTTPSettings(s *settings, h *httpSettings) {
 	})
 	s.boolean(&h.bufferRequests, "buffer-requests", []string{"SWITCHYARD_BUFFER_REQUESTS"}, "true", "read a request body whole (memory, then a temp file) before the request takes a worker")
 	s.boolean(&h.bufferResponses, "buffer-responses", []string{"SWITCHYARD_BUFFER_RESPONSES"}, "true", "read the app's response whole before sending it, so a slow client does not hold a worker")
-	s.add("max-body", []string{"SWITCHYARD_MAX_BODY"}, "100MiB", "largest request body (413 past it; 0: no limit); a buffered response past it is streamed", func(v string) error {
+	s.add("max-body", []string{"SWITCHYARD_MAX_BODY"}, sizeText(proxy.DefaultMaxBody), "largest request body (413 past it; 0: no limit); a buffered response past it is streamed", func(v string) error {
 		n, err := parseSize(v)
 		h.maxBody = n
 		return err
 	})
-	s.add("buffer-memory", []string{"SWITCHYARD_BUFFER_MEMORY"}, "1MiB", "bytes of one body held in memory before the rest spills to a temp file", func(v string) error {
+	s.add("buffer-memory", []string{"SWITCHYARD_BUFFER_MEMORY"}, sizeText(proxy.DefaultBufferMemory), "bytes of one body held in memory before the rest spills to a temp file", func(v string) error {
 		n, err := parseSize(v)
 		if err == nil && n < 1 {
 			err = fmt.Errorf("%q: must be at least 1 byte", v)
@@ -56,12 +54,12 @@ func addHTTPSettings(s *settings, h *httpSettings) {
 		h.bufferMemory = n
 		return err
 	})
-	s.add("buffer-total-memory", []string{"SWITCHYARD_BUFFER_TOTAL_MEMORY"}, sizeString(proxy.DefaultBufferTotalMemory), "memory all buffered bodies together may hold; past it they spill to temp files sooner (0: no cap)", func(v string) error {
+	s.add("buffer-total-memory", []string{"SWITCHYARD_BUFFER_TOTAL_MEMORY"}, sizeText(proxy.DefaultBufferTotalMemory), "memory all buffered bodies together may hold; past it they spill to temp files sooner (0: no cap)", func(v string) error {
 		n, err := parseSize(v)
 		h.bufferTotalMemory = n
 		return err
 	})
-	s.add("buffer-total-disk", []string{"SWITCHYARD_BUFFER_TOTAL_DISK"}, sizeString(proxy.DefaultBufferTotalDisk), "bytes all spilled bodies together may hold; past it a request body is refused (503) and a response streamed (0: no cap)", func(v string) error {
+	s.add("buffer-total-disk", []string{"SWITCHYARD_BUFFER_TOTAL_DISK"}, sizeText(proxy.DefaultBufferTotalDisk), "bytes all spilled bodies together may hold; past it a request body is refused (503) and a response streamed (0: no cap)", func(v string) error {
 		n, err := parseSize(v)
 		h.bufferTotalDisk = n
 		return err
@@ -69,60 +67,57 @@ func addHTTPSettings(s *settings, h *httpSettings) {
 	s.str(&h.bufferDir, "buffer-dir", []string{"SWITCHYARD_BUFFER_DIR"}, "", "directory for spilled bodies (default: the system temp dir); files are unlinked at once")
 	s.add("no-buffer-prefix", []string{"SWITCHYARD_NO_BUFFER_PREFIX"}, "", "app path prefix whose requests and responses are streamed, not buffered (repeatable; env: comma-separated)", func(v string) error {
 		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f == "" {
-				continue
+			if f = strings.TrimSpace(f); f != "" {
+				h.noBufferPrefixes = append(h.noBufferPrefixes, f)
 			}
-			if !strings.HasPrefix(f, "/") {
-				return fmt.Errorf("%q: must start with /", f)
-			}
-			h.noBufferPrefixes = append(h.noBufferPrefixes, f)
 		}
 		return nil
 	})
-	s.duration(&h.clientBodyTimeout, "client-body-timeout", []string{"SWITCHYARD_CLIENT_BODY_TIMEOUT"}, "60s", "longest wait for the next bytes of a request body being buffered (408 past it)")
+	s.duration(&h.clientBodyTimeout, "client-body-timeout", []string{"SWITCHYARD_CLIENT_BODY_TIMEOUT"}, durationText(proxy.DefaultClientBodyTimeout), "longest wait for the next bytes of a request body being buffered (408 past it)")
 	s.integer(&h.http2MaxStreams, "http2-max-streams", []string{"SWITCHYARD_HTTP2_MAX_STREAMS"}, strconv.Itoa(proxy.DefaultHTTP2MaxStreams), "most concurrent requests (streams) on one HTTP/2 connection; each also counts against --max-connections", 1)
-	s.duration(&h.clientSendTimeout, "client-send-timeout", []string{"SWITCHYARD_CLIENT_SEND_TIMEOUT"}, "60s", "longest wait for a client to take the next bytes of a buffered response (connection closed past it)")
+	s.duration(&h.clientSendTimeout, "client-send-timeout", []string{"SWITCHYARD_CLIENT_SEND_TIMEOUT"}, durationText(proxy.DefaultClientSendTimeout), "longest wait for a client to take the next bytes of a buffered response (connection closed past it)")
 }
 
-// validate checks them after parsing.
+// validate checks what proxy.New does not see: the PROXY protocol's
+// settings go together. The rest is proxy.New's to check (serve_proxy.go).
 func (h *httpSettings) validate() error {
-	if h.prefix != "" && (!strings.HasPrefix(h.prefix, "/") || strings.ContainsAny(h.prefix, "?# ")) {
-		return fmt.Errorf("prefix %q: want a path such as /api", h.prefix)
-	}
 	if h.proxyProtocol && len(h.proxyProtocolFrom) == 0 {
 		return fmt.Errorf("proxy-protocol: set --proxy-protocol-from to the load balancers' addresses (CIDRs)")
 	}
 	if !h.proxyProtocol && len(h.proxyProtocolFrom) > 0 {
 		return fmt.Errorf("proxy-protocol-from is set but --proxy-protocol is not")
 	}
-	if h.bufferDir != "" {
-		fi, err := os.Stat(h.bufferDir)
-		if err != nil {
-			return fmt.Errorf("buffer-dir: %v", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("buffer-dir %s: not a directory", h.bufferDir)
-		}
-	}
 	return nil
+}
+
+// proxySettings copy them into proxy.Config, one setting each.
+func (h *httpSettings) proxySettings() []proxySetting {
+	return []proxySetting{
+		{"prefix", func(c *proxy.Config) { c.Prefix = h.prefix }},
+		{"buffer-requests", func(c *proxy.Config) { c.BufferRequests = h.bufferRequests }},
+		{"buffer-responses", func(c *proxy.Config) { c.BufferResponses = h.bufferResponses }},
+		{"max-body", func(c *proxy.Config) {
+			c.MaxBody = h.maxBody
+			if h.maxBody == 0 {
+				c.MaxBody = -1 // no limit
+			}
+		}},
+		{"buffer-memory", func(c *proxy.Config) { c.BufferMemory = h.bufferMemory }},
+		{"buffer-dir", func(c *proxy.Config) { c.BufferDir = h.bufferDir }},
+		{"no-buffer-prefix", func(c *proxy.Config) { c.NoBufferPrefixes = h.noBufferPrefixes }},
+		{"client-body-timeout", func(c *proxy.Config) { c.ClientBodyTimeout = h.clientBodyTimeout }},
+		{"client-send-timeout", func(c *proxy.Config) { c.ClientSendTimeout = h.clientSendTimeout }},
+		{"buffer-total-memory", func(c *proxy.Config) { c.BufferTotalMemory = noCap(h.bufferTotalMemory) }},
+		{"buffer-total-disk", func(c *proxy.Config) { c.BufferTotalDisk = noCap(h.bufferTotalDisk) }},
+		{"http2-max-streams", func(c *proxy.Config) { c.HTTP2MaxStreams = h.http2MaxStreams }},
+	}
 }
 
 // apply copies them into the proxy's Config.
 func (h *httpSettings) apply(c *proxy.Config) {
-	c.Prefix = h.prefix
-	c.BufferRequests = h.bufferRequests
-	c.BufferResponses = h.bufferResponses
-	c.MaxBody = h.maxBody
-	if h.maxBody == 0 {
-		c.MaxBody = -1 // no limit
+	for _, s := range h.proxySettings() {
+		s.set(c)
 	}
-	c.BufferMemory = h.bufferMemory
-	c.BufferDir = h.bufferDir
-	c.NoBufferPrefixes = h.noBufferPrefixes
-	c.ClientBodyTimeout = h.clientBodyTimeout
-	c.ClientSendTimeout = h.clientSendTimeout
-	c.BufferTotalMemory, c.BufferTotalDisk = noCap(h.bufferTotalMemory), noCap(h.bufferTotalDisk)
-	c.HTTP2MaxStreams = h.http2MaxStreams
 }
 
 // noCap maps the flags' 0 (no cap) to the proxy's negative.
@@ -133,26 +128,25 @@ func noCap(n int64) int64 {
 	return n
 }
 
-// sizeString writes a byte count as parseSize reads it (a default in the
-// help).
-func sizeString(n int64) string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.name
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
 // wrapListener wraps the proxy's listener for the PROXY protocol.
 func (h *httpSettings) wrapListener(ln net.Listener) (net.Listener, error) {
 	if !h.proxyProtocol {
 		return ln, nil
 	}
 	return proxy.ProxyProtocolListener(ln, h.proxyProtocolFrom, 0)
+}
+
+// sizeText writes a default byte count as parseSize reads it: 100MiB.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		unit  string
+		shift uint
+	}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.unit
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // parseSize reads a byte count: a bare number, or one with a binary unit

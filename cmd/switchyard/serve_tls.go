@@ -1,27 +1,15 @@
 package main
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/switchyard/switchyard/internal/certs"
-	"github.com/switchyard/switchyard/internal/proxy"
 )
 
 // tlsSettings are the TLS settings of serve: one certificate source (a PEM
@@ -42,8 +30,15 @@ type tlsSettings struct {
 	listen string // serve's --listen, for the redirect's default port
 }
 
-// acmeHTTPOff turns the HTTP-01 challenge listener off.
-const acmeHTTPOff = "off"
+const (
+	// defaultACMEHTTPListen is where HTTP-01 challenges arrive: port 80.
+	defaultACMEHTTPListen = ":80"
+	// acmeHTTPOff turns the HTTP-01 challenge listener off.
+	acmeHTTPOff = "off"
+	// plainShutdownTimeout is how long the plain-HTTP listeners' requests
+	// (redirects, challenges: all short) may finish at shutdown.
+	plainShutdownTimeout = 5 * time.Second
+)
 
 // addTLSSettings declares the TLS flags and environment variables.
 func addTLSSettings(s *settings, t *tlsSettings) {
@@ -62,17 +57,14 @@ func addTLSSettings(s *settings, t *tlsSettings) {
 	s.str(&t.acmeDirectory, "acme-directory", []string{"SWITCHYARD_ACME_DIRECTORY"}, certs.DefaultACMEDirectory, "ACME directory URL (default: Let's Encrypt production)")
 	s.str(&t.acmeEmail, "acme-email", []string{"SWITCHYARD_ACME_EMAIL"}, "", "contact email of the ACME account, for the CA's expiry notices")
 	s.str(&t.acmeCACert, "acme-ca-cert", []string{"SWITCHYARD_ACME_CA_CERT"}, "", "PEM file of an extra root CA to trust for the ACME directory (a private or test CA)")
-	s.str(&t.acmeHTTP, "acme-http-listen", []string{"SWITCHYARD_ACME_HTTP_LISTEN"}, ":80", "with ACME, plain-HTTP address for HTTP-01 challenges and the HTTPS redirect (off: TLS-ALPN-01 only)")
+	s.str(&t.acmeHTTP, "acme-http-listen", []string{"SWITCHYARD_ACME_HTTP_LISTEN"}, defaultACMEHTTPListen, "with ACME, plain-HTTP address for HTTP-01 challenges and the HTTPS redirect (off: TLS-ALPN-01 only)")
 	s.str(&t.redirectListen, "https-redirect-listen", []string{"SWITCHYARD_HTTPS_REDIRECT_LISTEN"}, "", "plain-HTTP address whose requests get a 308 to the same URL over HTTPS (empty: none)")
 	s.str(&t.httpsPort, "https-port", []string{"SWITCHYARD_HTTPS_PORT"}, "", "port the HTTPS redirect points to (default: the port of --listen; 443 is left out of the URL)")
 	// The redirect's default port is the TLS listener's: remember --listen
 	// as it is parsed.
-	for _, st := range s.list {
-		if st.flag == "listen" {
-			set := st.set
-			st.set = func(v string) error { t.listen = v; return set(v) }
-		}
-	}
+	listen := s.lookup("listen")
+	set := listen.set
+	listen.set = func(v string) error { t.listen = v; return set(v) }
 }
 
 func splitList(v string) []string {
@@ -110,21 +102,35 @@ func (t *tlsSettings) validate() error {
 	if len(t.hosts) > 0 && !t.auto {
 		return errors.New("tls-hosts names the --auto-tls certificate's hosts: set --auto-tls (AUTO_SSL) too")
 	}
+	if err := t.validateACME(); err != nil {
+		return err
+	}
+	return t.validatePlain()
+}
+
+// validateACME checks the ACME settings: they need a domain, the directory
+// a URL, the HTTP-01 listener an address.
+func (t *tlsSettings) validateACME() error {
 	if len(t.acmeDomains) == 0 {
 		if t.acmeEmail != "" || t.acmeCACert != "" || t.acmeDirectory != certs.DefaultACMEDirectory {
 			return errors.New("acme-email, acme-ca-cert and acme-directory need --acme-domain")
 		}
-	} else {
-		u, err := url.Parse(t.acmeDirectory)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("acme-directory %q: want an https:// URL", t.acmeDirectory)
-		}
-		if t.acmeHTTP != acmeHTTPOff {
-			if _, _, err := net.SplitHostPort(t.acmeHTTP); err != nil {
-				return fmt.Errorf("acme-http-listen %q: want host:port, :port or off", t.acmeHTTP)
-			}
+		return nil
+	}
+	u, err := url.Parse(t.acmeDirectory)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("acme-directory %q: want an https:// URL", t.acmeDirectory)
+	}
+	if t.acmeHTTP != acmeHTTPOff {
+		if _, _, err := net.SplitHostPort(t.acmeHTTP); err != nil {
+			return fmt.Errorf("acme-http-listen %q: want host:port, :port or off", t.acmeHTTP)
 		}
 	}
+	return nil
+}
+
+// validatePlain checks the HTTPS redirect's settings.
+func (t *tlsSettings) validatePlain() error {
 	if t.redirectListen != "" {
 		if !t.on() {
 			return errors.New("https-redirect-listen needs a certificate: --tls-pem, --tls-cert/--tls-key, --auto-tls or --acme-domain")
@@ -150,234 +156,4 @@ func (t *tlsSettings) redirectPort() string {
 		return port
 	}
 	return "443"
-}
-
-// setup returns the proxy listener's TLS config (nil: plain HTTP) and starts
-// whatever TLS needs beside it until ctx ends, reporting failures into errs:
-// the SIGHUP watcher that reloads the certificate, and the plain-HTTP
-// listeners for the HTTPS redirect and ACME's HTTP-01 challenges.
-func (t *tlsSettings) setup(ctx context.Context, stateDir string, logger zerolog.Logger, wg *sync.WaitGroup, errs chan<- error) (*tls.Config, error) {
-	if !t.on() {
-		return nil, nil
-	}
-	log := logger.With().Str("part", "tls").Logger()
-	conf, reload, acme, err := t.certificates(stateDir, log)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.startPlain(ctx, acme, log, wg, errs); err != nil {
-		return nil, err
-	}
-	watchSIGHUP(ctx, reload, log, wg)
-	if acme != nil {
-		// Obtain the certificates now rather than in a first client's
-		// handshake (the challenge listeners are up).
-		for _, d := range acme.Domains() {
-			go func() {
-				start := time.Now()
-				cert, err := acme.Obtain(d)
-				if err != nil {
-					log.Error().Err(err).Str("domain", d).Msg("ACME: no certificate yet; retried on the next handshake for it")
-					return
-				}
-				logCertificate(log.Info(), cert).Str("domain", d).Dur("took", time.Since(start)).Msg("ACME certificate ready")
-			}()
-		}
-	}
-	return conf, nil
-}
-
-// certificates sets up the certificate source: the TLS config, what SIGHUP
-// does (nil for ACME, which renews by itself), and the ACME source if it is
-// the one.
-func (t *tlsSettings) certificates(stateDir string, log zerolog.Logger) (*tls.Config, func() (*tls.Certificate, error), *certs.ACME, error) {
-	switch {
-	case t.pem != "" || t.cert != "":
-		certPath, keyPath, what := t.pem, "", "tls-pem"
-		if t.cert != "" {
-			certPath, keyPath, what = t.cert, t.key, "tls-cert/tls-key"
-		}
-		r, err := certs.NewReloader(certPath, keyPath)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", what, err)
-		}
-		logCertificate(log.Info(), r.Certificate()).Str("file", certPath).Msg("TLS certificate loaded")
-		reload := func() (*tls.Certificate, error) { err := r.Reload(); return r.Certificate(), err }
-		return certs.TLSConfig(r.GetCertificate), reload, nil, nil
-	case t.auto:
-		hosts := t.hosts
-		if len(hosts) == 0 {
-			hosts = defaultTLSHosts()
-		}
-		path := filepath.Join(stateDir, "tls", "selfsigned.pem")
-		if _, err := certs.SelfSigned(hosts, path); err != nil {
-			return nil, nil, nil, fmt.Errorf("auto-tls: %w", err)
-		}
-		r, err := certs.NewReloader(path, "")
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("auto-tls: %w", err)
-		}
-		logCertificate(log.Info(), r.Certificate()).Str("file", path).Msg("TLS self-signed certificate ready")
-		reload := func() (*tls.Certificate, error) {
-			// Made anew if it is about to expire.
-			if _, err := certs.SelfSigned(hosts, path); err != nil {
-				return r.Certificate(), err
-			}
-			err := r.Reload()
-			return r.Certificate(), err
-		}
-		return certs.TLSConfig(r.GetCertificate), reload, nil, nil
-	default:
-		acme, err := t.newACME(stateDir)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return acme.TLSConfig(), nil, acme, nil
-	}
-}
-
-// startPlain starts the plain-HTTP listeners: the HTTPS redirect and, with
-// ACME, the HTTP-01 challenges (one listener when both have one address).
-// All are opened before any serves, so that a bad address fails the start
-// with nothing left running.
-func (t *tlsSettings) startPlain(ctx context.Context, acme *certs.ACME, log zerolog.Logger, wg *sync.WaitGroup, errs chan<- error) error {
-	type listen struct{ addr, setting string }
-	var want []listen
-	if acme != nil && t.acmeHTTP != acmeHTTPOff {
-		want = append(want, listen{t.acmeHTTP, "acme-http-listen"})
-	}
-	if t.redirectListen != "" && (len(want) == 0 || want[0].addr != t.redirectListen) {
-		want = append(want, listen{t.redirectListen, "https-redirect-listen"})
-	}
-	handler := certs.RedirectHandler(t.redirectPort())
-	if acme != nil && len(want) > 0 {
-		// HTTP-01 is tried (after TLS-ALPN-01) only with a listener for it.
-		handler = acme.HTTPHandler(handler)
-	}
-	var lns []net.Listener
-	for _, l := range want {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			return fmt.Errorf("%s: %w", l.setting, err)
-		}
-		lns = append(lns, ln)
-	}
-	for _, ln := range lns {
-		servePlain(ctx, ln, handler, log, wg, errs)
-	}
-	return nil
-}
-
-func (t *tlsSettings) newACME(stateDir string) (*certs.ACME, error) {
-	c := certs.ACMEConfig{
-		Domains:      t.acmeDomains,
-		DirectoryURL: t.acmeDirectory,
-		Email:        t.acmeEmail,
-		CacheDir:     filepath.Join(stateDir, "acme"),
-	}
-	if t.acmeCACert != "" {
-		b, err := os.ReadFile(t.acmeCACert)
-		if err != nil {
-			return nil, fmt.Errorf("acme-ca-cert: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("acme-ca-cert %s: no PEM certificate in it", t.acmeCACert)
-		}
-		c.RootCAs = pool
-	}
-	a, err := certs.NewACME(c)
-	if err != nil {
-		return nil, fmt.Errorf("acme-domain: %w", err)
-	}
-	return a, nil
-}
-
-// defaultTLSHosts are the self-signed certificate's names by default.
-func defaultTLSHosts() []string {
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		hosts = append(hosts, h)
-	}
-	return hosts
-}
-
-// servePlain serves h on ln until ctx ends.
-func servePlain(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger, wg *sync.WaitGroup, errs chan<- error) {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: proxy.DefaultReadHeaderTimeout,
-		IdleTimeout:       proxy.DefaultIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-	}
-	log.Info().Str("listen", ln.Addr().String()).Msg("plain HTTP listening: HTTPS redirect and ACME challenges")
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			srv.Close()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			err = fmt.Errorf("serve: HTTPS redirect on %s: %w", ln.Addr(), err)
-			log.Error().Err(err).Msg("plain HTTP listener stopped")
-			select {
-			case errs <- err:
-			default: // full: the error is logged
-			}
-		}
-	}()
-}
-
-// watchSIGHUP reloads the certificate on SIGHUP until ctx ends (nil reload:
-// only logs). A reload that fails leaves the served certificate as it was.
-// Either way SIGHUP no longer stops the process.
-func watchSIGHUP(ctx context.Context, reload func() (*tls.Certificate, error), log zerolog.Logger, wg *sync.WaitGroup) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-			}
-			if reload == nil {
-				log.Info().Msg("SIGHUP: ACME certificates renew by themselves; nothing to reload")
-				continue
-			}
-			cert, err := reload()
-			if err != nil {
-				logCertificate(log.Error().Err(err), cert).Msg("SIGHUP: TLS certificate reload failed; still serving the previous one")
-				continue
-			}
-			logCertificate(log.Info(), cert).Msg("SIGHUP: TLS certificate reloaded")
-		}
-	}()
-}
-
-func logCertificate(e *zerolog.Event, c *tls.Certificate) *zerolog.Event {
-	if c == nil || c.Leaf == nil {
-		return e
-	}
-	names := c.Leaf.DNSNames
-	for _, ip := range c.Leaf.IPAddresses {
-		names = append(names[:len(names):len(names)], ip.String())
-	}
-	return e.Strs("names", names).Str("serial", c.Leaf.SerialNumber.Text(16)).
-		Time("not_after", c.Leaf.NotAfter).Str("issuer", c.Leaf.Issuer.CommonName)
 }

@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/switchyard/switchyard/internal/certs"
 )
 
@@ -102,7 +103,7 @@ func TestParseServeTLSErrors(t *testing.T) {
 	}
 }
 
-// setupTLS parses args and runs setup until the test ends.
+// setupTLS parses args and runs what TLS starts until the test ends.
 func setupTLS(t *testing.T, args ...string) (*tls.Config, *tlsSettings) {
 	t.Helper()
 	c, err := parseServe(append(args, "127.0.0.1:9000"), nil)
@@ -110,25 +111,23 @@ func setupTLS(t *testing.T, args ...string) (*tls.Config, *tlsSettings) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	conf, err := c.tls.setup(ctx, t.TempDir(), zerolog.New(io.Discard), &wg, errs)
+	g, gctx := errgroup.WithContext(ctx)
+	conf, err := c.tls.start(gctx, g, t.TempDir(), zerolog.New(io.Discard))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cancel()
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
+		done := make(chan error, 1)
+		go func() { done <- g.Wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
 		case <-time.After(10 * time.Second):
-			t.Error("setup's goroutines did not stop within 10s of the context's end")
-		}
-		close(errs)
-		for err := range errs {
-			t.Error(err)
+			t.Error("the goroutines TLS started did not stop within 10s of the context's end")
 		}
 	})
 	return conf, &c.tls
@@ -178,7 +177,7 @@ func TestTLSSetupPEMReloadOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP) // setup's watcher catches it
+	syscall.Kill(os.Getpid(), syscall.SIGHUP) // start's watcher catches it
 	deadline := time.Now().Add(5 * time.Second)
 	for serial() != second.Leaf.SerialNumber.String() {
 		if time.Now().After(deadline) {
@@ -272,11 +271,11 @@ func TestTLSSetupErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
 		ctx, cancel := context.WithCancel(context.Background())
-		_, err = c.tls.setup(ctx, dir, zerolog.New(io.Discard), &wg, make(chan error, 4))
+		g, gctx := errgroup.WithContext(ctx)
+		_, err = c.tls.start(gctx, g, dir, zerolog.New(io.Discard))
 		cancel()
-		wg.Wait()
+		g.Wait()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: error %v, want one naming %q", tt.args, err, tt.want)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -131,7 +132,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%s: %s", s.cmd, strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag --", 1))
+		return nil, errors.New(strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag --", 1))
 	}
 	seen := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { seen[f.Name] = true })
@@ -143,7 +144,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 		for _, env := range st.envs {
 			if v := getenv(env); v != "" {
 				if err := st.set(v); err != nil {
-					return nil, fmt.Errorf("%s: %s=%s: %v", s.cmd, env, v, err)
+					return nil, fmt.Errorf("%s=%s: %v", env, v, err)
 				}
 				applied = true
 				break
@@ -151,21 +152,53 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 		}
 		if !applied && st.def != "" {
 			if err := st.set(st.def); err != nil {
-				return nil, fmt.Errorf("%s: default of --%s: %v", s.cmd, st.flag, err)
+				return nil, fmt.Errorf("default of --%s: %v", st.flag, err)
 			}
 		}
 	}
 	return fs.Args(), nil
 }
 
+// lookup is the setting of a flag name, nil when there is none.
+func (s *settings) lookup(flagName string) *setting {
+	for _, st := range s.list {
+		if st.flag == flagName {
+			return st
+		}
+	}
+	return nil
+}
+
+// orderArgs moves flags before positional arguments, so that
+// `switchyard launch ID --api host:8001` works as well as the flag package's
+// flags-first order. A setting's flag takes the next argument as its value,
+// but a boolean one stands alone (--json; --json=false to turn it off).
+func orderArgs(args []string, s *settings) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		if st := s.lookup(strings.TrimLeft(a, "-")); st != nil && !st.isBool && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(append(flags, "--"), pos...)
+}
+
 // usage prints the settings as a table for --help.
 func (s *settings) usage(w io.Writer) {
 	for _, st := range s.list {
-		env := strings.Join(st.envs, ", ")
-		def := st.def
-		if def == "" {
-			def = "-"
-		}
+		env := cmp.Or(strings.Join(st.envs, ", "), "-")
+		def := cmp.Or(st.def, "-")
 		fmt.Fprintf(w, "  --%-22s %s\n  %-24s env: %s; default: %s\n", st.flag, st.usage, "", env, def)
 	}
 }

@@ -1,6 +1,8 @@
 // Package api is switchyard's management HTTP API: routing, auth, JSON in
-// and out, errors. It only parses, authorizes, calls the manager and writes
-// JSON.
+// and out, errors. The server (New) only parses, authorizes, calls the
+// manager and writes JSON. Client is its typed caller, used by the CLI and
+// the end-to-end tests; the request and answer types and the error kinds
+// they share are in types.go.
 //
 // Routes (all answer JSON; errors are {"error": "...", "kind": "..."}):
 //
@@ -71,9 +73,9 @@ type Options struct {
 	Metrics http.Handler
 }
 
-// MaxBodySize is the largest request body read (64 KiB); an id needs far
+// maxBodySize is the largest request body read (64 KiB); an id needs far
 // less, and the limit keeps a wrong client from making the API buffer much.
-const MaxBodySize = 64 << 10
+const maxBodySize = 64 << 10
 
 // UserHeader names the caller for the deployment history. Without it the
 // caller is its remote IP address.
@@ -81,35 +83,6 @@ const UserHeader = "X-Switchyard-User"
 
 // MaxUserLen is the most characters UserHeader may hold.
 const MaxUserLen = 100
-
-// LaunchRequest is the JSON body of POST /launch.
-type LaunchRequest struct {
-	ID string `json:"id"`
-}
-
-// SwitchRequest is the JSON body of POST /switch. Container and ID are
-// synonyms (ID as wunderproxy's clients send it); give one.
-type SwitchRequest struct {
-	Container string `json:"container,omitempty"`
-	ID        string `json:"id,omitempty"`
-}
-
-// StatusResponse is the body of GET /status: the manager's Status and the
-// server's version.
-type StatusResponse struct {
-	manager.Status
-	Version string `json:"version"`
-}
-
-// DeploymentsResponse is the body of GET /deployments.
-type DeploymentsResponse struct {
-	Deployments []manager.Event `json:"deployments"`
-}
-
-// VersionResponse is the body of GET /version.
-type VersionResponse struct {
-	Version string `json:"version"`
-}
 
 // route is one endpoint; the table also answers 405s with an Allow header.
 type route struct {

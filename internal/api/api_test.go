@@ -193,8 +193,8 @@ func TestBadRequests(t *testing.T) {
 		{"switch empty", "/switch", "", nil, 400, KindBadRequest, `"container"`},
 		{"switch empty object names both", "/switch", `{}`, nil, 400, KindBadRequest, `"container" (or "id")`},
 		{"switch fields disagree", "/switch", `{"id":"aaaa","container":"bbbb"}`, nil, 400, KindBadRequest, "disagree"},
-		{"body too large", "/launch", strings.Repeat("a", MaxBodySize+1), nil, 413, KindTooLarge, "larger than"},
-		{"body too large json", "/switch", `{"id":"` + strings.Repeat("a", MaxBodySize) + `"}`, nil, 413, KindTooLarge, "larger than"},
+		{"body too large", "/launch", strings.Repeat("a", maxBodySize+1), nil, 413, KindTooLarge, "larger than"},
+		{"body too large json", "/switch", `{"id":"` + strings.Repeat("a", maxBodySize) + `"}`, nil, 413, KindTooLarge, "larger than"},
 		{"who too long", "/launch", "3fa4c2e1", map[string]string{UserHeader: strings.Repeat("a", MaxUserLen+1)}, 400, KindBadRequest, UserHeader},
 		{"who not printable", "/rollback", "", map[string]string{UserHeader: "al\x7fice"}, 400, KindBadRequest, "printable"},
 		{"who not utf-8", "/rollback", "", map[string]string{UserHeader: "al\xffice"}, 400, KindBadRequest, "printable"},
@@ -220,7 +220,7 @@ func TestBadRequests(t *testing.T) {
 func TestBodyAtLimitAccepted(t *testing.T) {
 	// Exactly MaxBodySize bytes is allowed: the limit is inclusive.
 	f := newFake()
-	body := strings.Repeat(" ", MaxBodySize-8) + "3fa4c2e1"
+	body := strings.Repeat(" ", maxBodySize-8) + "3fa4c2e1"
 	rec := do(New(Options{Manager: f}), "POST", "/launch", body, nil)
 	if rec.Code != 200 || f.lastCall() != "launch 3fa4c2e1 192.0.2.7" {
 		t.Fatalf("status %d, call %q; body %s", rec.Code, f.lastCall(), rec.Body)
@@ -351,8 +351,8 @@ func TestClientGone(t *testing.T) {
 	req := httptest.NewRequestWithContext(ctx, "POST", "/launch", strings.NewReader("3fa4c2e1"))
 	rec := httptest.NewRecorder()
 	New(Options{Manager: f}).ServeHTTP(rec, req)
-	if rec.Code != StatusClientClosed {
-		t.Fatalf("status %d, want %d", rec.Code, StatusClientClosed)
+	if rec.Code != statusClientClosed {
+		t.Fatalf("status %d, want %d", rec.Code, statusClientClosed)
 	}
 }
 
@@ -404,7 +404,7 @@ func TestDeploymentsLimit(t *testing.T) {
 			}
 			var actions []string
 			for _, e := range got.Deployments {
-				actions = append(actions, e.Action)
+				actions = append(actions, string(e.Action))
 			}
 			if strings.Join(actions, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("actions %v, want %v", actions, tt.want)

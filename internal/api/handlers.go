@@ -12,46 +12,38 @@ import (
 
 // launch is POST /launch.
 func (s *server) launch(w http.ResponseWriter, r *http.Request) {
-	who, id, ok := s.parsePost(w, r, "id")
-	if !ok {
-		return
+	if who, id, ok := s.parsePost(w, r, "id"); ok {
+		info, err := s.o.Manager.Launch(r.Context(), id, who)
+		s.answer(w, r, "launch "+id, info, err)
 	}
-	// r.Context(): the manager detaches what must not be cancelled when the
-	// client leaves (a container half started is cleaned up by it).
-	info, err := s.o.Manager.Launch(r.Context(), id, who)
-	if err != nil {
-		s.writeManagerError(w, r, "launch "+id, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, info)
 }
 
 // switchTo is POST /switch.
 func (s *server) switchTo(w http.ResponseWriter, r *http.Request) {
-	who, ref, ok := s.parsePost(w, r, "container", "id")
-	if !ok {
-		return
+	if who, ref, ok := s.parsePost(w, r, "container", "id"); ok {
+		res, err := s.o.Manager.Switch(r.Context(), ref, who)
+		s.answer(w, r, "switch "+ref, res, err)
 	}
-	res, err := s.o.Manager.Switch(r.Context(), ref, who)
-	if err != nil {
-		s.writeManagerError(w, r, "switch "+ref, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // rollback is POST /rollback. A body, if any, is ignored.
 func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
-	who, ok := s.who(w, r)
-	if !ok {
-		return
+	if who, ok := s.who(w, r); ok {
+		res, err := s.o.Manager.Rollback(r.Context(), who)
+		s.answer(w, r, "rollback", res, err)
 	}
-	res, err := s.o.Manager.Rollback(r.Context(), who)
+}
+
+// answer writes the result of the manager's operation op: v, or the error.
+// The handlers pass r.Context() to the manager, which detaches what must
+// not be cancelled when the client leaves (a container half started is
+// cleaned up by it).
+func (s *server) answer(w http.ResponseWriter, r *http.Request, op string, v any, err error) {
 	if err != nil {
-		s.writeManagerError(w, r, "rollback", err)
+		s.writeManagerError(w, r, op, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, v)
 }
 
 // status is GET /status: 503 when not healthy so that a load balancer can

@@ -13,15 +13,15 @@ import (
 	"unicode/utf8"
 )
 
-// errTooLarge marks a body over MaxBodySize (413, not 400).
-var errTooLarge = fmt.Errorf("request body is larger than %d bytes: send just the id", MaxBodySize)
+// errTooLarge marks a body over maxBodySize (413, not 400).
+var errTooLarge = fmt.Errorf("request body is larger than %d bytes: send just the id", maxBodySize)
 
 // readRef reads the one reference a POST carries: a JSON object whose
 // fields (synonyms, in order of preference) hold it, or, as wunderproxy's
 // clients send it, a text body that is just the reference. field names
 // the reference in errors.
 func readRef(w http.ResponseWriter, r *http.Request, fields ...string) (string, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodySize))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -90,12 +90,19 @@ func caller(r *http.Request) (string, error) {
 		if utf8.RuneCountInString(v) > MaxUserLen {
 			return "", fmt.Errorf("header %s: longer than %d characters", UserHeader, MaxUserLen)
 		}
-		if !utf8.ValidString(v) || strings.ContainsFunc(v, func(c rune) bool { return !unicode.IsPrint(c) }) {
+		if !validUser(v) {
 			return "", fmt.Errorf("header %s %q: only printable characters are allowed", UserHeader, shorten(v, 40))
 		}
 		return v, nil
 	}
 	return remoteIP(r), nil
+}
+
+// validUser is the rule for a caller's name (UserHeader, Client's User):
+// at most MaxUserLen printable characters.
+func validUser(u string) bool {
+	return utf8.RuneCountInString(u) <= MaxUserLen && utf8.ValidString(u) &&
+		!strings.ContainsFunc(u, func(c rune) bool { return !unicode.IsPrint(c) })
 }
 
 // remoteIP is the connection's peer address without the port.

@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 )
 
-// IntermediateCipherSuites are the TLS 1.2 cipher suites of Mozilla's
+// intermediateCipherSuites are the TLS 1.2 cipher suites of Mozilla's
 // "intermediate" profile that Go implements (its DHE suites are not), in
 // Mozilla's order: ECDHE key exchange and AEAD ciphers only. TLS 1.3 suites
 // are not configurable in Go and are all of them fine.
-var IntermediateCipherSuites = []uint16{
+var intermediateCipherSuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
@@ -25,13 +25,13 @@ var IntermediateCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// IntermediateCurves are the key exchange groups: Mozilla intermediate's
+// intermediateCurves are the key exchange groups: Mozilla intermediate's
 // X25519, P-256 and P-384, after Go's default hybrid post-quantum group
 // (TLS 1.3 only; clients that lack it fall back to X25519).
-var IntermediateCurves = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
+var intermediateCurves = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
 
 // TLSConfig returns a server TLS config with Mozilla's "intermediate"
-// profile (TLS 1.2 and 1.3, IntermediateCipherSuites, IntermediateCurves)
+// profile (TLS 1.2 and 1.3, intermediateCipherSuites, intermediateCurves)
 // that takes its certificate from get on every handshake, so that a
 // reloaded certificate is served to new connections at once. Its NextProtos
 // offer HTTP/2 then HTTP/1.1: given as ServerConfig.TLS it makes Serve speak
@@ -39,18 +39,18 @@ var IntermediateCurves = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.Curve
 func TLSConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS12,
-		CipherSuites:     slices.Clone(IntermediateCipherSuites),
-		CurvePreferences: slices.Clone(IntermediateCurves),
+		CipherSuites:     slices.Clone(intermediateCipherSuites),
+		CurvePreferences: slices.Clone(intermediateCurves),
 		NextProtos:       []string{"h2", "http/1.1"},
 		GetCertificate:   get,
 	}
 }
 
-// LoadCertificate reads a certificate chain and its private key in PEM.
+// loadCertificate reads a certificate chain and its private key in PEM.
 // With keyPath empty (or equal to certPath) both are in certPath, as
 // HAProxy's `crt` takes them; other PEM blocks in the file (DH parameters)
 // are ignored. The leaf is parsed into the result's Leaf.
-func LoadCertificate(certPath, keyPath string) (tls.Certificate, error) {
+func loadCertificate(certPath, keyPath string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -84,7 +84,7 @@ type Reloader struct {
 	cert              atomic.Pointer[tls.Certificate]
 }
 
-// NewReloader loads the certificate as LoadCertificate does (keyPath
+// NewReloader loads the certificate as loadCertificate does (keyPath
 // empty: one PEM file with both) and fails if it cannot.
 func NewReloader(certPath, keyPath string) (*Reloader, error) {
 	r := &Reloader{certPath: certPath, keyPath: keyPath}
@@ -96,7 +96,7 @@ func NewReloader(certPath, keyPath string) (*Reloader, error) {
 
 // Reload re-reads the files. On an error the certificate served so far stays.
 func (r *Reloader) Reload() error {
-	cert, err := LoadCertificate(r.certPath, r.keyPath)
+	cert, err := loadCertificate(r.certPath, r.keyPath)
 	if err != nil {
 		return err
 	}
@@ -112,8 +112,8 @@ func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 	return r.cert.Load(), nil
 }
 
-// ACMEChallengePath is where ACME's HTTP-01 challenges are fetched.
-const ACMEChallengePath = "/.well-known/acme-challenge/"
+// acmeChallengePath is where ACME's HTTP-01 challenges are fetched.
+const acmeChallengePath = "/.well-known/acme-challenge/"
 
 // RedirectHandler answers plain-HTTP requests with a 308 to the same host,
 // path and query over HTTPS on httpsPort (left out of the URL when it is
@@ -122,7 +122,7 @@ const ACMEChallengePath = "/.well-known/acme-challenge/"
 // (put the ACME handler in front to answer them).
 func RedirectHandler(httpsPort string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, ACMEChallengePath) {
+		if strings.HasPrefix(r.URL.Path, acmeChallengePath) {
 			http.NotFound(w, r)
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 
 	"golang.org/x/crypto/acme"
@@ -136,4 +137,21 @@ func (a *ACME) Obtain(domain string) (*tls.Certificate, error) {
 		ServerName:   domain,
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, // an ECDSA certificate
 	})
+}
+
+// LoadRootCAs is the system's root CAs plus the PEM certificates in file:
+// a private or test CA to trust for an ACME directory.
+func LoadRootCAs(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }

@@ -16,13 +16,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // Self-signed certificates (AUTO_SSL) are valid this long and made anew
-// when less than SelfSignedRenewBefore of it is left.
+// when less than selfSignedRenewBefore of it is left.
 const (
-	SelfSignedValidity    = 365 * 24 * time.Hour
-	SelfSignedRenewBefore = 30 * 24 * time.Hour
+	selfSignedValidity    = 365 * 24 * time.Hour
+	selfSignedRenewBefore = 30 * 24 * time.Hour
 )
 
 // SelfSigned returns a self-signed certificate (ECDSA P-256) for hosts,
@@ -36,8 +38,8 @@ func SelfSigned(hosts []string, path string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: no host names")
 	}
-	if cert, err := LoadCertificate(path, ""); err == nil &&
-		time.Now().Add(SelfSignedRenewBefore).Before(cert.Leaf.NotAfter) &&
+	if cert, err := loadCertificate(path, ""); err == nil &&
+		time.Now().Add(selfSignedRenewBefore).Before(cert.Leaf.NotAfter) &&
 		slices.Equal(certHosts(cert.Leaf), hosts) {
 		return cert, nil
 	}
@@ -45,10 +47,13 @@ func SelfSigned(hosts []string, path string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	if err := writeCertFile(path, append(certPEM, keyPEM...), 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
 	}
-	return LoadCertificate(path, "")
+	if err := atomicfile.Write(path, append(certPEM, keyPEM...), 0o600); err != nil {
+		return tls.Certificate{}, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return loadCertificate(path, "")
 }
 
 // commonName is the first DNS name of hosts, else the first address.
@@ -79,7 +84,7 @@ func newSelfSigned(cn string, hosts []string, now time.Time) (certPEM, keyPEM []
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"switchyard self-signed"}},
 		NotBefore:             now.Add(-time.Hour), // clock skew
-		NotAfter:              now.Add(SelfSignedValidity),
+		NotAfter:              now.Add(selfSignedValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
@@ -126,41 +131,4 @@ func certHosts(leaf *x509.Certificate) []string {
 		names = append(names, ip.String())
 	}
 	return normalizeCertHosts(names)
-}
-
-// writeCertFile writes data to a temporary file beside path, syncs it and
-// renames it over path, so that a crash leaves the old file or the new one.
-func writeCertFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename: a no-op
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

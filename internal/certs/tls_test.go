@@ -28,7 +28,7 @@ func writeSelfSigned(t testing.TB, path string, now time.Time, hosts ...string) 
 	if err := os.WriteFile(path, append(certPEM, keyPEM...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, err := LoadCertificate(path, "")
+	cert, err := loadCertificate(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestTLSConfigProfile(t *testing.T) {
 	}
 	// Each ECDSA suite of the profile negotiates under TLS 1.2 (the RSA
 	// ones need an RSA certificate).
-	for _, s := range IntermediateCipherSuites {
+	for _, s := range intermediateCipherSuites {
 		if !strings.Contains(tls.CipherSuiteName(s), "ECDSA") {
 			continue
 		}
@@ -179,7 +179,7 @@ func TestSelfSigned(t *testing.T) {
 		t.Fatalf("new hosts: serial %x names %v", other.Leaf.SerialNumber, other.Leaf.DNSNames)
 	}
 	// About to expire: replaced.
-	old := writeSelfSigned(t, path, time.Now().Add(-SelfSignedValidity+time.Hour), "localhost")
+	old := writeSelfSigned(t, path, time.Now().Add(-selfSignedValidity+time.Hour), "localhost")
 	fresh, err := SelfSigned([]string{"localhost"}, path)
 	if err != nil {
 		t.Fatal(err)
@@ -269,14 +269,14 @@ func TestLoadCertificateSeparateFiles(t *testing.T) {
 	os.WriteFile(certPath, certPEM, 0o600)
 	os.WriteFile(keyPath, keyPEM, 0o600)
 	os.WriteFile(otherPath, otherKey, 0o600)
-	cert, err := LoadCertificate(certPath, keyPath)
+	cert, err := loadCertificate(certPath, keyPath)
 	if err != nil || cert.Leaf.DNSNames[0] != "a.example" {
 		t.Fatalf("cert and key: %v", err)
 	}
-	if _, err := LoadCertificate(certPath, otherPath); err == nil || !strings.Contains(err.Error(), "does not match") {
+	if _, err := loadCertificate(certPath, otherPath); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("mismatched key: %v", err)
 	}
-	if _, err := LoadCertificate(certPath, ""); err == nil || !strings.Contains(err.Error(), "private key") {
+	if _, err := loadCertificate(certPath, ""); err == nil || !strings.Contains(err.Error(), "private key") {
 		t.Fatalf("PEM without its key: %v", err)
 	}
 }

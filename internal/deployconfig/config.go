@@ -1,11 +1,14 @@
 package deployconfig
 
 import (
+	"cmp"
 	"fmt"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
-// Defaults applied by Parse to fields that are absent (or 0).
+// Defaults applied by parseConfig to fields that are absent (or 0).
 const (
 	// DefaultWorkers is how many concurrent requests the app takes when the
 	// config does not say: 4, a small Gunicorn-style worker pool.
@@ -33,7 +36,7 @@ const (
 )
 
 // Config is one deployment config: what container to run and how to judge
-// and stop it. Parse fills in the defaults and validates it; a Source also
+// and stop it. parseConfig fills in the defaults and validates it; a Source also
 // sets ID.
 type Config struct {
 	// ID is set by the source: the full lowercase hex SHA-256 of the file's
@@ -102,7 +105,7 @@ type Health struct {
 type Stop struct {
 	// Signal asks the container to stop: SIGTERM, SIGINT, SIGQUIT, SIGKILL,
 	// SIGHUP, SIGUSR1, SIGUSR2 or SIGWINCH, with or without "SIG", any case;
-	// Parse normalises it to the SIG form. Default "SIGTERM".
+	// parseConfig normalises it to the SIG form. Default "SIGTERM".
 	Signal string `json:"signal"`
 	// Timeout is the time between the signal and SIGKILL. Default 10s.
 	Timeout Duration `json:"timeout"`
@@ -121,7 +124,7 @@ type Resources struct {
 }
 
 // MemoryBytes returns the memory limit in bytes, 0 for none (or, for a
-// config that did not pass Parse, an unparsable value).
+// config that did not pass parseConfig, an unparsable value).
 func (r Resources) MemoryBytes() int64 {
 	if r.Memory == "" {
 		return 0
@@ -139,10 +142,10 @@ func (r Resources) NanoCPUs() int64 {
 	return int64(r.CPUs*1e9 + 0.5)
 }
 
-// Parse parses a config file strictly (unknown fields, type errors and
+// parseConfig parses a config file strictly (unknown fields, type errors and
 // trailing data are errors naming the field), applies the defaults and
 // validates it. It sets no ID. Errors wrap ErrInvalid.
-func Parse(data []byte) (*Config, error) {
+func parseConfig(data []byte) (*Config, error) {
 	var c Config
 	if err := decodeStrict(data, &c, false); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -154,29 +157,23 @@ func Parse(data []byte) (*Config, error) {
 	return &c, nil
 }
 
+// name is how messages name the config: its short id, or "(no id)" for
+// one parsed from bytes rather than fetched from a source.
+func (c *Config) name() string { return cmp.Or(ids.Short(c.ID), "(no id)") }
+
 // applyDefaults fills in absent fields. Durations that were given (even as
 // 0 or negative) are left for validate to refuse.
 func (c *Config) applyDefaults() {
-	if c.Workers == 0 {
-		c.Workers = DefaultWorkers
-	}
+	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	h := &c.Health
-	if h.Path == "" {
-		h.Path = DefaultHealthPath
-	}
+	h.Path = cmp.Or(h.Path, DefaultHealthPath)
 	h.Interval.orDefault(DefaultHealthInterval)
 	h.Timeout.orDefault(DefaultHealthTimeout)
 	h.StartTimeout.orDefault(DefaultStartTimeout)
-	if h.HealthyAfter == 0 {
-		h.HealthyAfter = DefaultHealthyAfter
-	}
-	if h.UnhealthyAfter == 0 {
-		h.UnhealthyAfter = DefaultUnhealthyAfter
-	}
+	h.HealthyAfter = cmp.Or(h.HealthyAfter, DefaultHealthyAfter)
+	h.UnhealthyAfter = cmp.Or(h.UnhealthyAfter, DefaultUnhealthyAfter)
 	s := &c.Stop
-	if s.Signal == "" {
-		s.Signal = DefaultStopSignal
-	}
+	s.Signal = cmp.Or(s.Signal, DefaultStopSignal)
 	s.Timeout.orDefault(DefaultStopTimeout)
 	s.DrainTimeout.orDefault(DefaultDrainTimeout)
 }

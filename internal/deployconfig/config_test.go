@@ -25,7 +25,7 @@ func TestParseAllFields(t *testing.T) {
 		"binds": ["/srv/data:/data:ro"],
 		"cap_add": ["NET_ADMIN"]
 	}`)
-	c, err := Parse(data)
+	c, err := parseConfig(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestParseAllFields(t *testing.T) {
 func dur(d time.Duration) Duration { return Duration{Duration: d, set: true} }
 
 func TestParseDefaults(t *testing.T) {
-	c, err := Parse([]byte(`{"image": "app", "port": 80}`))
+	c, err := parseConfig([]byte(`{"image": "app", "port": 80}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse([]byte(tt.json))
+			c, err := parseConfig([]byte(tt.json))
 			if err == nil {
 				t.Fatalf("Parse succeeded: %+v", c)
 			}
@@ -170,7 +170,7 @@ func TestParseAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := `{"image": "a", "port": 1, ` + tt.extra + "}\n\n"
-			c, err := Parse([]byte(doc))
+			c, err := parseConfig([]byte(doc))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,12 +61,12 @@ func (d dirStore) get(ctx context.Context, name string) ([]byte, string, error) 
 		return nil, "", fmt.Errorf("config %s: %w: %w", p, ErrUnavailable, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxObjectSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxObjectSize+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("config %s: %w: %w", p, ErrUnavailable, err)
 	}
-	if len(data) > MaxObjectSize {
-		return nil, "", fmt.Errorf("config %s: %w: larger than %d bytes; a config file is small JSON", p, ErrInvalid, MaxObjectSize)
+	if len(data) > maxObjectSize {
+		return nil, "", fmt.Errorf("config %s: %w: larger than %d bytes; a config file is small JSON", p, ErrInvalid, maxObjectSize)
 	}
 	return data, ID(data), nil
 }

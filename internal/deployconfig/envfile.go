@@ -22,7 +22,7 @@ func LoadEnvFile(path string) (map[string]string, error) {
 	env := map[string]string{}
 	seen := map[string]int{}
 	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, MaxObjectSize)
+	sc.Buffer(nil, maxObjectSize)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -88,7 +88,7 @@ func (c *Config) ResolveEnv(static map[string]string) ([]string, error) {
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("config %s: %w: env_file: %s not in the operator's env file: add them there or remove them from env_file",
-			shortID(c.ID), ErrInvalid, strings.Join(missing, ", "))
+			c.name(), ErrInvalid, strings.Join(missing, ", "))
 	}
 	for k, v := range c.Env {
 		env[k] = v

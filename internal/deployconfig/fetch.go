@@ -11,7 +11,7 @@ import (
 // objectStore is what the sources share: where the objects live. Names are
 // relative to the source's prefix ("<id>.json", "current.json").
 type objectStore interface {
-	// get returns an object's bytes (at most MaxObjectSize, else ErrInvalid)
+	// get returns an object's bytes (at most maxObjectSize, else ErrInvalid)
 	// and an opaque version; errors wrap ErrNotFound or ErrUnavailable and
 	// name the object.
 	get(ctx context.Context, name string) (data []byte, version string, err error)
@@ -69,7 +69,7 @@ func (f fetcher) parse(data []byte) (*Config, error) {
 	if f.layout == LayoutWunderproxy {
 		return parseEither(data)
 	}
-	return Parse(data)
+	return parseConfig(data)
 }
 
 // resolve expands an id prefix to the one full id it names.
@@ -103,13 +103,13 @@ func (f fetcher) resolve(ctx context.Context, n naming, prefix string) (string, 
 }
 
 func (f fetcher) current(ctx context.Context) (string, string, error) {
-	data, version, err := f.store.get(ctx, CurrentName)
+	data, version, err := f.store.get(ctx, currentName)
 	if err != nil {
 		return "", "", err
 	}
 	id, err := f.parseCurrent(data)
 	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", f.store.where(CurrentName), err)
+		return "", "", fmt.Errorf("%s: %w", f.store.where(currentName), err)
 	}
 	return id, version, nil
 }

@@ -100,8 +100,8 @@ func checkID(id string) error {
 		return fmt.Errorf("config id %q: %w: longer than a sha256 (64 hex chars)", id, ErrInvalid)
 	case !isLowerHex(id):
 		return fmt.Errorf("config id %q: %w: only lowercase hex digits 0-9a-f are allowed", id, ErrInvalid)
-	case len(id) < MinIDPrefix:
-		return fmt.Errorf("config id %q: %w: give at least %d hex chars", id, ErrInvalid, MinIDPrefix)
+	case len(id) < minIDPrefix:
+		return fmt.Errorf("config id %q: %w: give at least %d hex chars", id, ErrInvalid, minIDPrefix)
 	}
 	return nil
 }

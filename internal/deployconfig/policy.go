@@ -44,7 +44,7 @@ func (p Policy) Check(c *Config) error {
 	if len(refused) == 0 {
 		return nil
 	}
-	return fmt.Errorf("config %s: %w", shortID(c.ID), policyError(strings.Join(refused, "; ")))
+	return fmt.Errorf("config %s: %w", c.name(), policyError(strings.Join(refused, "; ")))
 }
 
 // policyError is the joined message; it matches ErrPolicy with errors.Is
@@ -53,15 +53,3 @@ type policyError string
 
 func (e policyError) Error() string        { return string(e) }
 func (e policyError) Is(target error) bool { return target == ErrPolicy }
-
-// shortID abbreviates an id for messages; "(no id)" for a config not
-// fetched from a source.
-func shortID(id string) string {
-	switch {
-	case id == "":
-		return "(no id)"
-	case len(id) > 12:
-		return id[:12]
-	}
-	return id
-}

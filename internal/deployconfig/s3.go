@@ -16,7 +16,7 @@ import (
 )
 
 const (
-	// DefaultS3Region is used when neither S3Options.Region nor the
+	// DefaultS3Region is used when neither s3Config.Region nor the
 	// environment or shared config names one.
 	DefaultS3Region = "us-east-1"
 	// DefaultS3RequestTimeout bounds each S3 call, retries included, when
@@ -27,8 +27,8 @@ const (
 	maxListKeys = 1000
 )
 
-// S3Options configure NewS3.
-type S3Options struct {
+// s3Config configures newS3.
+type s3Config struct {
 	// Bucket holds the configs. Required.
 	Bucket string
 	// Prefix is the key prefix, without leading or trailing "/"; objects are
@@ -57,8 +57,8 @@ type S3Options struct {
 	RequestTimeout time.Duration
 }
 
-// S3Source reads configs from an S3 bucket (AWS or any S3-compatible server).
-type S3Source struct {
+// s3Source reads configs from an S3 bucket (AWS or any S3-compatible server).
+type s3Source struct {
 	client  *s3.Client
 	bucket  string
 	prefix  string
@@ -66,10 +66,10 @@ type S3Source struct {
 	f       fetcher
 }
 
-// NewS3 returns a source reading o.Bucket under o.Prefix. It loads the AWS
+// newS3 returns a source reading o.Bucket under o.Prefix. It loads the AWS
 // configuration (credentials, region) but does not contact S3, so a
 // switchyard can start while S3 is down.
-func NewS3(ctx context.Context, o S3Options) (*S3Source, error) {
+func newS3(ctx context.Context, o s3Config) (*s3Source, error) {
 	if o.Bucket == "" {
 		return nil, errors.New("s3 config source: no bucket: set the bucket name")
 	}
@@ -105,7 +105,7 @@ func NewS3(ctx context.Context, o S3Options) (*S3Source, error) {
 		// that send none).
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	s := &S3Source{
+	s := &s3Source{
 		client:  client,
 		bucket:  o.Bucket,
 		prefix:  strings.Trim(o.Prefix, "/"),
@@ -120,17 +120,17 @@ func NewS3(ctx context.Context, o S3Options) (*S3Source, error) {
 
 // Fetch returns the config whose id (or unambiguous prefix, found with
 // ListObjectsV2) is id.
-func (s *S3Source) Fetch(ctx context.Context, id string) (*Config, error) {
+func (s *s3Source) Fetch(ctx context.Context, id string) (*Config, error) {
 	return s.f.fetch(ctx, id)
 }
 
 // Current returns the id named by <prefix>/current.json and its ETag.
-func (s *S3Source) Current(ctx context.Context) (string, string, error) {
+func (s *s3Source) Current(ctx context.Context) (string, string, error) {
 	return s.f.current(ctx)
 }
 
 // String returns "s3://bucket/prefix".
-func (s *S3Source) String() string {
+func (s *s3Source) String() string {
 	if s.prefix == "" {
 		return "s3://" + s.bucket
 	}
@@ -138,7 +138,7 @@ func (s *S3Source) String() string {
 }
 
 // keyPrefix is what every key of this source starts with.
-func (s *S3Source) keyPrefix() string {
+func (s *s3Source) keyPrefix() string {
 	if s.prefix == "" {
 		return ""
 	}
@@ -146,15 +146,15 @@ func (s *S3Source) keyPrefix() string {
 }
 
 // withTimeout applies the default timeout to a context without a deadline.
-func (s *S3Source) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+func (s *s3Source) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// s3Store is the objectStore of an S3Source.
-type s3Store struct{ s *S3Source }
+// s3Store is the objectStore of an s3Source.
+type s3Store struct{ s *s3Source }
 
 func (st s3Store) String() string { return st.s.String() }
 func (st s3Store) where(name string) string {
@@ -172,15 +172,15 @@ func (st s3Store) get(ctx context.Context, name string) ([]byte, string, error) 
 		return nil, "", st.mapErr(st.where(name), err)
 	}
 	defer out.Body.Close()
-	tooBig := fmt.Errorf("config %s: %w: larger than %d bytes; a config file is small JSON", st.where(name), ErrInvalid, MaxObjectSize)
-	if aws.ToInt64(out.ContentLength) > MaxObjectSize {
+	tooBig := fmt.Errorf("config %s: %w: larger than %d bytes; a config file is small JSON", st.where(name), ErrInvalid, maxObjectSize)
+	if aws.ToInt64(out.ContentLength) > maxObjectSize {
 		return nil, "", tooBig
 	}
-	data, err := io.ReadAll(io.LimitReader(out.Body, MaxObjectSize+1))
+	data, err := io.ReadAll(io.LimitReader(out.Body, maxObjectSize+1))
 	if err != nil {
 		return nil, "", st.mapErr(st.where(name), err)
 	}
-	if len(data) > MaxObjectSize {
+	if len(data) > maxObjectSize {
 		return nil, "", tooBig
 	}
 	return data, aws.ToString(out.ETag), nil

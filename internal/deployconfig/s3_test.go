@@ -20,8 +20,8 @@ const testBucket = "configs"
 
 // s3Options points a source at srv with its credentials passed explicitly,
 // so the tests do not depend on (or change) the environment.
-func s3Options(srv *testservers.S3, prefix string, layout Layout) S3Options {
-	return S3Options{
+func s3Options(srv *testservers.S3, prefix string, layout Layout) s3Config {
+	return s3Config{
 		Bucket:      testBucket,
 		Prefix:      prefix,
 		Endpoint:    srv.Endpoint,
@@ -32,9 +32,9 @@ func s3Options(srv *testservers.S3, prefix string, layout Layout) S3Options {
 	}
 }
 
-func newS3Source(t *testing.T, o S3Options) *S3Source {
+func newS3Source(t *testing.T, o s3Config) *s3Source {
 	t.Helper()
-	src, err := NewS3(context.Background(), o)
+	src, err := newS3(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +184,14 @@ func TestOpenS3FromEnvironment(t *testing.T) {
 
 func TestNewS3Options(t *testing.T) {
 	for _, tc := range []struct {
-		o   S3Options
+		o   s3Config
 		msg string
 	}{
-		{S3Options{}, "no bucket"},
-		{S3Options{Bucket: "b", Endpoint: "127.0.0.1:7070"}, "want a URL"},
-		{S3Options{Bucket: "b", Endpoint: "ftp://x"}, "want a URL"},
+		{s3Config{}, "no bucket"},
+		{s3Config{Bucket: "b", Endpoint: "127.0.0.1:7070"}, "want a URL"},
+		{s3Config{Bucket: "b", Endpoint: "ftp://x"}, "want a URL"},
 	} {
-		if _, err := NewS3(context.Background(), tc.o); err == nil || !strings.Contains(err.Error(), tc.msg) {
+		if _, err := newS3(context.Background(), tc.o); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("NewS3(%+v) = %v, want %q", tc.o, err, tc.msg)
 		}
 	}

@@ -14,10 +14,10 @@ import (
 )
 
 // Source fetches deployment configs. Implementations: a local directory (the
-// embedded default, DirSource) and S3 (S3Source).
+// embedded default, DirSource) and S3 (s3Source).
 type Source interface {
 	// Fetch returns the config whose id is id (full hex hash, or an
-	// unambiguous prefix of at least MinIDPrefix hex chars), verified and
+	// unambiguous prefix of at least minIDPrefix hex chars), verified and
 	// parsed, with Config.ID set to the full id.
 	Fetch(ctx context.Context, id string) (*Config, error)
 	// Current returns the id named by <prefix>/current.json (what runs after
@@ -39,7 +39,7 @@ var (
 	// ErrHashMismatch: the object's content hash is not the id it is stored under.
 	ErrHashMismatch = errors.New("hash mismatch")
 	// ErrInvalid: the id, the object or the config in it is malformed or
-	// fails validation (also Parse's errors).
+	// fails validation (also parseConfig's errors).
 	ErrInvalid = errors.New("invalid deployment config")
 	// ErrUnavailable: the store could not be read (S3 down, network,
 	// credentials, permissions): anything that is not one of the above.
@@ -48,17 +48,17 @@ var (
 	ErrPolicy = errors.New("refused by policy")
 )
 
-// MinIDPrefix is the shortest id prefix Fetch accepts: shorter ones would
+// minIDPrefix is the shortest id prefix Fetch accepts: shorter ones would
 // become ambiguous too soon.
-const MinIDPrefix = 8
+const minIDPrefix = 8
 
-// MaxObjectSize is the largest config object read (1 MiB); a bigger one is
+// maxObjectSize is the largest config object read (1 MiB); a bigger one is
 // ErrInvalid, so a wrong key cannot make switchyard read gigabytes.
-const MaxObjectSize = 1 << 20
+const maxObjectSize = 1 << 20
 
-// CurrentName is the name of the object, under the prefix, that names the
+// currentName is the name of the object, under the prefix, that names the
 // config to run after a cold start.
-const CurrentName = "current.json"
+const currentName = "current.json"
 
 // ID returns the id of a native config file: the lowercase hex SHA-256 of
 // its bytes. Store the file as <prefix>/<ID(data)>.json.
@@ -92,7 +92,7 @@ func Open(ctx context.Context, uri string, o OpenOptions) (Source, error) {
 		if bucket == "" {
 			return nil, fmt.Errorf("config source %q: no bucket: use s3://bucket/prefix", uri)
 		}
-		return NewS3(ctx, S3Options{
+		return newS3(ctx, s3Config{
 			Bucket:    bucket,
 			Prefix:    prefix,
 			Endpoint:  o.Endpoint,

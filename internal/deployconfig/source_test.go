@@ -109,7 +109,7 @@ func runSourceTests(t *testing.T, h harness) {
 	})
 	t.Run("too large", func(t *testing.T) {
 		src, put := h.open(t, LayoutNative)
-		big := []byte(`{"image": "a", "port": 1, "labels": {"x": "` + strings.Repeat("y", MaxObjectSize) + `"}}`)
+		big := []byte(`{"image": "a", "port": 1, "labels": {"x": "` + strings.Repeat("y", maxObjectSize) + `"}}`)
 		id := ID(big)
 		put(id+".json", big)
 		_, err := src.Fetch(testCtx(t), id)
@@ -117,7 +117,7 @@ func runSourceTests(t *testing.T, h harness) {
 	})
 	t.Run("bad ids", func(t *testing.T) {
 		src, put := h.open(t, LayoutNative)
-		put(CurrentName, []byte(ID(nil)))
+		put(currentName, []byte(ID(nil)))
 		for _, id := range []string{"", "abc", "../../etc/passwd", "/etc/passwd", "abcdef01/../current",
 			"ABCDEF0123", "abcdefgh", "current", "abcdef01.json", " abcdef01", strings.Repeat("a", 65), "abcdef01\x00"} {
 			_, err := src.Fetch(testCtx(t), id)
@@ -130,10 +130,10 @@ func runSourceTests(t *testing.T, h harness) {
 		src, put := h.open(t, LayoutNative)
 		ctx := testCtx(t)
 		_, _, err := src.Current(ctx)
-		wantErr(t, err, ErrNotFound, CurrentName)
+		wantErr(t, err, ErrNotFound, currentName)
 
 		id1, id2 := ID(configJSON("one")), ID(configJSON("two"))
-		put(CurrentName, []byte(`{"id": "`+id1+`"}`))
+		put(currentName, []byte(`{"id": "`+id1+`"}`))
 		got, v1, err := src.Current(ctx)
 		if err != nil || got != id1 || v1 == "" {
 			t.Fatalf("Current = %q, %q, %v; want %s", got, v1, err, id1)
@@ -141,7 +141,7 @@ func runSourceTests(t *testing.T, h harness) {
 		if _, again, _ := src.Current(ctx); again != v1 {
 			t.Errorf("version changed without a write: %q then %q", v1, again)
 		}
-		put(CurrentName, []byte(id2+"\n"))
+		put(currentName, []byte(id2+"\n"))
 		got, v2, err := src.Current(ctx)
 		if err != nil || got != id2 || v2 == v1 {
 			t.Fatalf("bare id: Current = %q, %q, %v; want %s and a new version", got, v2, err, id2)
@@ -153,9 +153,9 @@ func runSourceTests(t *testing.T, h harness) {
 			{`{"image": "a", "port": 1}`, `want {"id": "<sha256>"}`},
 			{``, "bare lowercase hex id"},
 		} {
-			put(CurrentName, []byte(bad.content))
+			put(currentName, []byte(bad.content))
 			_, _, err := src.Current(ctx)
-			wantErr(t, err, ErrInvalid, bad.msg, CurrentName)
+			wantErr(t, err, ErrInvalid, bad.msg, currentName)
 		}
 	})
 	t.Run("wunderproxy layout", func(t *testing.T) {
@@ -187,15 +187,15 @@ func runSourceTests(t *testing.T, h harness) {
 		}
 
 		// wunderproxy copied the deployed config to current.json.
-		put(CurrentName, wp)
+		put(currentName, wp)
 		if got, _, err := src.Current(ctx); err != nil || got != wpID {
 			t.Errorf("current.json as a copy: %q, %v; want %s", got, err, wpID)
 		}
-		put(CurrentName, []byte(`{"id": "`+oursMD5+`"}`))
+		put(currentName, []byte(`{"id": "`+oursMD5+`"}`))
 		if got, _, err := src.Current(ctx); err != nil || got != oursMD5 {
 			t.Errorf("current.json pointer: %q, %v; want %s", got, err, oursMD5)
 		}
-		put(CurrentName, []byte(`{"ContainerConfig": {}}`))
+		put(currentName, []byte(`{"ContainerConfig": {}}`))
 		_, _, err := src.Current(ctx)
 		wantErr(t, err, ErrInvalid, "ContainerConfig.Image: required")
 

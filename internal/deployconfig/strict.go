@@ -53,22 +53,7 @@ func unknownField(data []byte, t reflect.Type, path string, foldCase bool) strin
 	if json.Unmarshal(data, &obj) != nil {
 		return ""
 	}
-	fields := map[string]reflect.Type{}
-	var names []string
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		names = append(names, name)
-		if foldCase {
-			name = strings.ToLower(name)
-		}
-		fields[name] = f.Type
-	}
+	fields, names := jsonFields(t, foldCase)
 	keys := slices.Sorted(func(yield func(string) bool) {
 		for k := range obj {
 			if !yield(k) {
@@ -90,6 +75,28 @@ func unknownField(data []byte, t reflect.Type, path string, foldCase bool) strin
 		}
 	}
 	return ""
+}
+
+// jsonFields are the JSON names of struct type t's fields, with their
+// types (keyed lower-case when foldCase), and the names as declared.
+func jsonFields(t reflect.Type, foldCase bool) (map[string]reflect.Type, []string) {
+	fields := map[string]reflect.Type{}
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+		if foldCase {
+			name = strings.ToLower(name)
+		}
+		fields[name] = f.Type
+	}
+	return fields, names
 }
 
 // describeJSONError turns decoder errors into messages naming the field or

@@ -34,6 +34,21 @@ const minMemory = 6 << 20
 // wrap ErrInvalid and name every bad field.
 func (c *Config) validate() error {
 	var p problems
+	c.validateContainer(&p)
+	c.validateEnv(&p)
+	if c.Workers < 1 {
+		p.add("workers", "%d: must be >= 1", c.Workers)
+	}
+	c.Health.validate(&p)
+	c.Stop.validate(&p)
+	c.Resources.validate(&p)
+	c.validateLabels(&p)
+	c.validateHostAccess(&p)
+	return p.err()
+}
+
+// validateContainer checks the image and the port.
+func (c *Config) validateContainer(p *problems) {
 	switch {
 	case c.Image == "":
 		p.add("image", "required: the Docker image to run")
@@ -46,6 +61,10 @@ func (c *Config) validate() error {
 	case c.Port < 1 || c.Port > 65535:
 		p.add("port", "%d is out of range 1-65535", c.Port)
 	}
+}
+
+// validateEnv checks env's keys and values and env_file's keys.
+func (c *Config) validateEnv(p *problems) {
 	for _, k := range sortedKeys(c.Env) {
 		if msg := checkEnvKey(k); msg != "" {
 			p.add("env."+k, "%s", msg)
@@ -59,12 +78,10 @@ func (c *Config) validate() error {
 			p.add(fmt.Sprintf("env_file[%d]", i), "%q: %s", k, msg)
 		}
 	}
-	if c.Workers < 1 {
-		p.add("workers", "%d: must be >= 1", c.Workers)
-	}
-	c.Health.validate(&p)
-	c.Stop.validate(&p)
-	c.Resources.validate(&p)
+}
+
+// validateLabels refuses empty keys and switchyard's own.
+func (c *Config) validateLabels(p *problems) {
 	for _, k := range sortedKeys(c.Labels) {
 		switch {
 		case k == "":
@@ -73,6 +90,11 @@ func (c *Config) validate() error {
 			p.add("labels."+k, "keys starting \"switchyard.\" are reserved for switchyard's own labels")
 		}
 	}
+}
+
+// validateHostAccess checks the form of what reaches into the host (the
+// network mode, binds, capabilities); Policy decides whether it is allowed.
+func (c *Config) validateHostAccess(p *problems) {
 	switch c.NetworkMode {
 	case "", "bridge", "host":
 	default:
@@ -90,7 +112,6 @@ func (c *Config) validate() error {
 			p.add(fmt.Sprintf("cap_add[%d]", i), "%q is not a capability name like NET_ADMIN", capName)
 		}
 	}
-	return p.err()
 }
 
 func (h *Health) validate(p *problems) {

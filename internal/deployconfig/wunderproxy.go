@@ -1,6 +1,7 @@
 package deployconfig
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 //	 "HostConfig": {"NetworkMode", "Binds", "PortBindings", "PublishAllPorts", "LxcConf"},
 //	 "HealthCheckPath": "healthcheck", "Revision": "...", "ForceReload": false}
 //
-// ParseWunderproxy maps it to a Config:
+// parseWunderproxy maps it to a Config:
 //
 //	ContainerConfig.Image        -> image
 //	ContainerConfig.Cmd          -> cmd
@@ -87,10 +88,10 @@ type wpHostConfig struct {
 	LxcConf         any
 }
 
-// ParseWunderproxy parses a wunderproxy LaunchConfig and maps it to a Config
+// parseWunderproxy parses a wunderproxy LaunchConfig and maps it to a Config
 // (see the table above), with our defaults applied and validated. It sets
 // no ID. Errors wrap ErrInvalid.
-func ParseWunderproxy(data []byte) (*Config, error) {
+func parseWunderproxy(data []byte) (*Config, error) {
 	var w wpLaunchConfig
 	if err := decodeStrict(data, &w, true); err != nil {
 		return nil, fmt.Errorf("%w: wunderproxy config: %w", ErrInvalid, err)
@@ -100,36 +101,12 @@ func ParseWunderproxy(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w: wunderproxy config: ContainerConfig: required", ErrInvalid)
 	}
 	var p problems
-	refuseSet := func(field string, set bool) {
-		if set {
-			p.add("ContainerConfig."+field, "not supported by switchyard: build it into the image, or convert the config to switchyard's format")
-		}
-	}
-	refuseSet("Entrypoint", len(cc.Entrypoint) > 0)
-	refuseSet("User", cc.User != "")
-	refuseSet("WorkingDir", cc.WorkingDir != "")
-	refuseSet("Volumes", len(cc.Volumes) > 0)
-	refuseSet("VolumesFrom", cc.VolumesFrom != nil && cc.VolumesFrom != "")
-	refuseSet("Dns", len(cc.Dns) > 0)
-	refuseSet("Hostname", cc.Hostname != "")
-	refuseSet("Domainname", cc.Domainname != "")
-	refuseSet("NetworkDisabled", cc.NetworkDisabled)
+	refuseUnsupported(cc, &p)
+	c := &Config{Image: cc.Image, Cmd: cc.Cmd, envFileAll: true}
 	if cc.Image == "" {
 		p.add("ContainerConfig.Image", "required: the Docker image to run")
 	}
-
-	c := &Config{Image: cc.Image, Cmd: cc.Cmd, envFileAll: true}
-	for i, kv := range cc.Env {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			p.add(fmt.Sprintf("ContainerConfig.Env[%d]", i), "%q: want KEY=VALUE", kv)
-			continue
-		}
-		if c.Env == nil {
-			c.Env = map[string]string{}
-		}
-		c.Env[k] = v
-	}
+	c.Env = wunderproxyEnv(cc.Env, &p)
 	port, msg := wunderproxyExposedPort(cc.ExposedPorts)
 	if msg != "" {
 		p.add("ContainerConfig.ExposedPorts", "%s", msg)
@@ -143,11 +120,7 @@ func ParseWunderproxy(data []byte) (*Config, error) {
 	}
 	// wunderproxy probed "http://localhost:PORT/" + HealthCheckPath.
 	c.Health.Path = "/" + strings.TrimPrefix(w.HealthCheckPath, "/")
-	hc := w.HostConfig
-	if hc == nil {
-		hc = cc.HostConfig
-	}
-	if hc != nil {
+	if hc := cmp.Or(w.HostConfig, cc.HostConfig); hc != nil {
 		c.NetworkMode = hc.NetworkMode
 		if c.NetworkMode == "default" {
 			c.NetworkMode = ""
@@ -165,6 +138,46 @@ func ParseWunderproxy(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("wunderproxy config (mapped to switchyard's fields): %w", err)
 	}
 	return c, nil
+}
+
+// refuseUnsupported refuses the container settings switchyard has no
+// counterpart for, rather than ignoring them.
+func refuseUnsupported(cc *wpContainerConfig, p *problems) {
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{
+		{"Entrypoint", len(cc.Entrypoint) > 0},
+		{"User", cc.User != ""},
+		{"WorkingDir", cc.WorkingDir != ""},
+		{"Volumes", len(cc.Volumes) > 0},
+		{"VolumesFrom", cc.VolumesFrom != nil && cc.VolumesFrom != ""},
+		{"Dns", len(cc.Dns) > 0},
+		{"Hostname", cc.Hostname != ""},
+		{"Domainname", cc.Domainname != ""},
+		{"NetworkDisabled", cc.NetworkDisabled},
+	} {
+		if f.set {
+			p.add("ContainerConfig."+f.field, "not supported by switchyard: build it into the image, or convert the config to switchyard's format")
+		}
+	}
+}
+
+// wunderproxyEnv maps KEY=VALUE entries to env (nil when there are none).
+func wunderproxyEnv(entries []string, p *problems) map[string]string {
+	var env map[string]string
+	for i, kv := range entries {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			p.add(fmt.Sprintf("ContainerConfig.Env[%d]", i), "%q: want KEY=VALUE", kv)
+			continue
+		}
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[k] = v
+	}
+	return env
 }
 
 // wunderproxyExposedPort picks the container port: the only exposed one,
@@ -194,9 +207,9 @@ func parseEither(data []byte) (*Config, error) {
 	if json.Unmarshal(data, &m) == nil {
 		for k := range m {
 			if strings.EqualFold(k, "ContainerConfig") {
-				return ParseWunderproxy(data)
+				return parseWunderproxy(data)
 			}
 		}
 	}
-	return Parse(data)
+	return parseConfig(data)
 }

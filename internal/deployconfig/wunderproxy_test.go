@@ -13,7 +13,7 @@ const wunderproxyExample = `{"ContainerConfig":{"Hostname":"","Domainname":"","U
 `
 
 func TestParseWunderproxy(t *testing.T) {
-	c, err := ParseWunderproxy([]byte(wunderproxyExample))
+	c, err := parseWunderproxy([]byte(wunderproxyExample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestParseWunderproxyCases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := ParseWunderproxy([]byte(tt.json))
+			c, err := parseWunderproxy([]byte(tt.json))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
 					t.Fatalf("error %v, want %q wrapping ErrInvalid", err, tt.wantErr)

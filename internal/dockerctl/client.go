@@ -68,12 +68,3 @@ func (c *Client) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-
-// short abbreviates a full container or image id the way the docker CLI
-// does; names and short ids pass through unchanged.
-func short(id string) string {
-	if len(id) == 64 {
-		return id[:12]
-	}
-	return id
-}

@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // LabelPort is the label Create adds with the container's HTTP port, so that
@@ -157,7 +159,7 @@ func publishes(m container.NetworkMode) bool {
 // Start starts a created or stopped container.
 func (c *Client) Start(ctx context.Context, id string) error {
 	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return fmt.Errorf("start container %s: %w", short(id), notFound(err))
+		return fmt.Errorf("start container %s: %w", ids.Short(id), notFound(err))
 	}
 	return nil
 }
@@ -167,7 +169,7 @@ func (c *Client) Start(ctx context.Context, id string) error {
 func (c *Client) Inspect(ctx context.Context, id string) (Container, error) {
 	r, err := c.api.ContainerInspect(ctx, id)
 	if err != nil {
-		return Container{}, fmt.Errorf("inspect container %s: %w", short(id), notFound(err))
+		return Container{}, fmt.Errorf("inspect container %s: %w", ids.Short(id), notFound(err))
 	}
 	return fromInspect(r), nil
 }
@@ -216,7 +218,7 @@ func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) err
 	// A container that is not running answers 304, which the client does
 	// not treat as an error.
 	if err := c.api.ContainerStop(ctx, id, opts); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("stop container %s: %w", short(id), err)
+		return fmt.Errorf("stop container %s: %w", ids.Short(id), err)
 	}
 	return nil
 }
@@ -232,7 +234,7 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 	if cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
 		return nil
 	}
-	return fmt.Errorf("remove container %s: %w", short(id), err)
+	return fmt.Errorf("remove container %s: %w", ids.Short(id), err)
 }
 
 // notFound turns the daemon's not-found error into ErrNotFound.
@@ -286,13 +288,18 @@ func addrOf(r container.InspectResponse, ct Container) string {
 	if r.NetworkSettings == nil {
 		return ""
 	}
-	// Prefer the binding of the labelled port; a container switchyard did not
-	// create may still publish exactly one.
+	return publishedAddr(r.NetworkSettings.Ports, port)
+}
+
+// publishedAddr is the host address of the container's published port:
+// the labelled one, or else the only one (a container switchyard did not
+// create may still publish exactly one).
+func publishedAddr(ports nat.PortMap, port int) string {
 	var bindings []nat.PortBinding
 	if port > 0 {
-		bindings = r.NetworkSettings.Ports[nat.Port(strconv.Itoa(port)+"/tcp")]
+		bindings = ports[nat.Port(strconv.Itoa(port)+"/tcp")]
 	} else {
-		for _, b := range r.NetworkSettings.Ports {
+		for _, b := range ports {
 			if len(b) > 0 {
 				if bindings != nil {
 					return "" // ambiguous

@@ -9,6 +9,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Logs returns the last tail lines of the container's stdout and stderr,
@@ -19,7 +21,7 @@ func (c *Client) Logs(ctx context.Context, id string, tail int) (string, error) 
 	// multiplexes stdout and stderr in frames that stdcopy takes apart.
 	r, err := c.api.ContainerInspect(ctx, id)
 	if err != nil {
-		return "", fmt.Errorf("logs of container %s: %w", short(id), notFound(err))
+		return "", fmt.Errorf("logs of container %s: %w", ids.Short(id), notFound(err))
 	}
 	n := "all"
 	if tail > 0 {
@@ -27,7 +29,7 @@ func (c *Client) Logs(ctx context.Context, id string, tail int) (string, error) 
 	}
 	rc, err := c.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: n})
 	if err != nil {
-		return "", fmt.Errorf("logs of container %s: %w", short(id), notFound(err))
+		return "", fmt.Errorf("logs of container %s: %w", ids.Short(id), notFound(err))
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
@@ -37,7 +39,7 @@ func (c *Client) Logs(ctx context.Context, id string, tail int) (string, error) 
 		_, err = stdcopy.StdCopy(&buf, &buf, rc)
 	}
 	if err != nil {
-		return buf.String(), fmt.Errorf("logs of container %s: read: %w", short(id), err)
+		return buf.String(), fmt.Errorf("logs of container %s: read: %w", ids.Short(id), err)
 	}
 	return buf.String(), nil
 }

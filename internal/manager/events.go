@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // watchEvents follows Docker's events for the app's containers, so that the
@@ -39,32 +41,27 @@ func (m *Manager) watchEvents(ctx context.Context) {
 	}
 }
 
-// containerDied marks a container that exited without being asked to.
+// containerDied marks a launched or active container that exited without
+// being asked to as dead: its health checks stop, and the proxy fails its
+// requests at once. A launching container's death is its launch's to see,
+// a retiring one's is expected.
 func (m *Manager) containerDied(id string, exitCode int, action string) {
 	m.mu.Lock()
-	var d *deployment
-	active := false
-	if m.active != nil && m.active.info.ID == id {
-		d, active = m.active, true
-	} else if l, ok := m.launched[id]; ok {
-		d = l
-	}
-	if d == nil || d.retiring || d.info.Health == HealthDead {
+	d := m.deployments[id]
+	if d == nil || (d.role != Launched && d.role != Active) || !setHealthLocked(d, HealthDead) {
 		m.mu.Unlock()
 		return
 	}
-	d.info.Health = HealthDead
-	if d.stopProbe != nil {
-		d.stopProbe()
-	}
+	d.checks.stop()
 	if d.target != nil {
 		d.target.SetDown(true)
 	}
+	active := d.role == Active
 	m.mu.Unlock()
 	if active {
-		m.log.Error().Str("container", short(id)).Int("exit_code", exitCode).Str("event", action).
+		m.log.Error().Str("container", ids.Short(id)).Int("exit_code", exitCode).Str("event", action).
 			Msg("the active container died: the proxy answers 502 and /status 503 until a new deployment")
 	}
-	m.record(Event{Action: "died", Container: id, ConfigID: d.cfg.ID, Who: "docker", Result: "error",
+	m.record(Event{Action: ActionDied, Container: id, ConfigID: d.cfg.ID, Who: "docker", Result: resultError,
 		Error: fmt.Sprintf("container %s, exit code %d", action, exitCode)})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ type fakeDocker struct {
 	events    chan dockerctl.Event
 	pullDelay time.Duration
 	down      bool // daemon unreachable
+	// closed is set by a test once the manager is closed: a call after it
+	// is counted in lateCalls (the manager used Docker after Close).
+	closed    bool
+	lateCalls []string
 }
 
 type fakeCtr struct {
@@ -36,6 +41,7 @@ type fakeCtr struct {
 	running bool
 	started time.Time
 	healthy bool
+	probes  int           // health checks answered
 	hold    chan struct{} // when set, /slow waits on it
 }
 
@@ -52,6 +58,7 @@ var errDaemonDown = errors.New("Cannot connect to the Docker daemon")
 func (f *fakeDocker) check() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.noteLateLocked()
 	if f.down {
 		return errDaemonDown
 	}
@@ -86,6 +93,7 @@ func (f *fakeDocker) Create(ctx context.Context, s dockerctl.Spec) (string, erro
 		case "/healthcheck":
 			f.mu.Lock()
 			ok := c.healthy
+			c.probes++
 			f.mu.Unlock()
 			if !ok {
 				http.Error(w, "not healthy", 500)
@@ -96,7 +104,10 @@ func (f *fakeDocker) Create(ctx context.Context, s dockerctl.Spec) (string, erro
 			hold := c.hold
 			f.mu.Unlock()
 			if hold != nil {
-				<-hold
+				select {
+				case <-hold:
+				case <-r.Context().Done(): // the container was stopped
+				}
 			}
 		}
 		fmt.Fprint(w, version)
@@ -124,9 +135,19 @@ func envValue(env []string, k string) string {
 	return ""
 }
 
+// noteLateLocked records a call made after the test marked the manager
+// closed; caller holds f.mu.
+func (f *fakeDocker) noteLateLocked() {
+	if f.closed {
+		pc, _, _, _ := runtime.Caller(2)
+		f.lateCalls = append(f.lateCalls, runtime.FuncForPC(pc).Name())
+	}
+}
+
 func (f *fakeDocker) get(id string) (*fakeCtr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.noteLateLocked()
 	c, ok := f.ctrs[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", dockerctl.ErrNotFound, id)
@@ -219,6 +240,8 @@ func (f *fakeDocker) Stop(ctx context.Context, id string, timeout time.Duration)
 	f.stopped = append(f.stopped, id)
 	f.mu.Unlock()
 	if wasRunning {
+		// As the process's death would, cut the requests still in it.
+		c.srv.CloseClientConnections()
 		c.srv.Close()
 		f.events <- dockerctl.Event{ContainerID: id, Action: "die", Labels: c.spec.Labels}
 	}
@@ -243,6 +266,9 @@ func (f *fakeDocker) Remove(ctx context.Context, id string) error {
 }
 
 func (f *fakeDocker) Logs(ctx context.Context, id string, tail int) (string, error) {
+	if err := f.check(); err != nil {
+		return "", err
+	}
 	return "app: listening\napp: health check failing on purpose", nil
 }
 

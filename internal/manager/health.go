@@ -10,11 +10,72 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
-// probe does one health check: GET path on the container; 2xx and 3xx pass.
-// It returns a short description of the answer for error messages.
-func (m *Manager) probeOnce(ctx context.Context, addr string, h deployconfig.Health) (bool, string) {
+// healthConsumer is told when what a healthCheck sees changes.
+type healthConsumer interface {
+	healthChanged(now Health, last string)
+}
+
+// healthCheck probes one running container's health path every interval
+// from its own goroutine and tells its consumer when the health changes:
+// healthy after HealthyAfter passing probes in a row, unhealthy after
+// UnhealthyAfter failing ones (rise and fall, as HAProxy's checks). It keeps
+// probing after the first success, so a container that goes bad later is
+// noticed.
+type healthCheck struct {
+	client   *http.Client
+	addr     string
+	cfg      deployconfig.Health
+	consumer healthConsumer
+	cancel   context.CancelFunc
+}
+
+// run probes until ctx ends, starting from health now.
+func (h *healthCheck) run(ctx context.Context, now Health) {
+	t := time.NewTicker(h.cfg.Interval.Duration)
+	defer t.Stop()
+	ok, bad := 0, 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pass, desc := probe(ctx, h.client, h.addr, h.cfg)
+		if ctx.Err() != nil {
+			return
+		}
+		next := now
+		if pass {
+			ok, bad = ok+1, 0
+			if ok >= h.cfg.HealthyAfter {
+				next = HealthHealthy
+			}
+		} else {
+			ok, bad = 0, bad+1
+			if bad >= h.cfg.UnhealthyAfter {
+				next = HealthUnhealthy
+			}
+		}
+		if next != now {
+			now = next
+			h.consumer.healthChanged(now, desc)
+		}
+	}
+}
+
+// stop ends the probing; a nil healthCheck (not started) is fine.
+func (h *healthCheck) stop() {
+	if h != nil {
+		h.cancel()
+	}
+}
+
+// probe does one health check: GET path on the container; 2xx and 3xx
+// pass. It returns a short description of the answer for error messages.
+func probe(ctx context.Context, client *http.Client, addr string, h deployconfig.Health) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout.Duration)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.Path, nil)
@@ -22,7 +83,7 @@ func (m *Manager) probeOnce(ctx context.Context, addr string, h deployconfig.Hea
 		return false, err.Error()
 	}
 	req.Header.Set("User-Agent", "switchyard-health")
-	resp, err := m.probe.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -32,8 +93,48 @@ func (m *Manager) probeOnce(ctx context.Context, addr string, h deployconfig.Hea
 	return resp.StatusCode >= 200 && resp.StatusCode < 400, desc
 }
 
+// watchHealth starts d's health checks, in a goroutine of the manager's,
+// from d's current health; they run until d.checks.stop() or Close.
+func (m *Manager) watchHealth(d *deployment) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.mu.Lock()
+	hc := &healthCheck{client: m.probe, addr: d.info.Addr, cfg: d.cfg.Health, consumer: deploymentHealth{m, d}, cancel: cancel}
+	d.checks = hc
+	now := d.info.Health
+	m.mu.Unlock()
+	m.spawn(ctx, func(ctx context.Context) { hc.run(ctx, now) })
+}
+
+// deploymentHealth is the health consumer of one deployment.
+type deploymentHealth struct {
+	m *Manager
+	d *deployment
+}
+
+// healthChanged applies the change (unless the container died meanwhile)
+// and records it in the history.
+func (c deploymentHealth) healthChanged(now Health, last string) {
+	m, d := c.m, c.d
+	m.mu.Lock()
+	changed := setHealthLocked(d, now)
+	active := d.role == Active
+	m.mu.Unlock()
+	if !changed {
+		return
+	}
+	e := Event{Action: ActionHealthy, Container: d.info.ID, ConfigID: d.cfg.ID, Who: "health check", Result: resultOK, Error: last}
+	if now == HealthUnhealthy {
+		e.Action, e.Result = ActionUnhealthy, resultError
+	}
+	m.record(e)
+	if active && now == HealthUnhealthy {
+		m.log.Error().Str("container", ids.Short(d.info.ID)).Str("last", last).
+			Msg("the active container is unhealthy: /status answers 503")
+	}
+}
+
 // waitHealthy probes a new container until HealthyAfter consecutive
-// successes, failing when it exits or StartTimeout passes.
+// successes, failing when it exits, StartTimeout passes or ctx ends.
 func (m *Manager) waitHealthy(ctx context.Context, id string, cfg *deployconfig.Config) (dockerctl.Container, error) {
 	h := cfg.Health
 	deadline := time.Now().Add(h.StartTimeout.Duration)
@@ -50,70 +151,20 @@ func (m *Manager) waitHealthy(ctx context.Context, id string, cfg *deployconfig.
 		}
 		if ct.Addr != "" {
 			var pass bool
-			pass, last = m.probeOnce(ctx, ct.Addr, h)
-			if pass {
-				ok++
-				if ok >= h.HealthyAfter {
-					return ct, nil
-				}
-			} else {
+			if pass, last = probe(ctx, m.probe, ct.Addr, h); !pass {
 				ok = 0
+			} else if ok++; ok >= h.HealthyAfter {
+				return ct, nil
 			}
 		}
 		if time.Now().Add(h.Interval.Duration).After(deadline) {
 			return ct, fmt.Errorf("%w: no %d consecutive passing health checks on %s within the start timeout %v; last answer: %s",
 				ErrUnhealthy, h.HealthyAfter, h.Path, h.StartTimeout.Duration, last)
 		}
-		time.Sleep(h.Interval.Duration)
-	}
-}
-
-// watchHealth keeps probing a running container (launched or active) and
-// updates its health with rise/fall thresholds, until stopProbe is called.
-func (m *Manager) watchHealth(d *deployment) {
-	ctx, cancel := context.WithCancel(context.Background())
-	m.mu.Lock()
-	d.stopProbe = cancel
-	m.mu.Unlock()
-	h := d.cfg.Health
-	go func() {
-		t := time.NewTicker(h.Interval.Duration)
-		defer t.Stop()
-		ok, bad := 0, 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			pass, desc := m.probeOnce(ctx, d.info.Addr, h)
-			if ctx.Err() != nil {
-				return
-			}
-			if pass {
-				ok, bad = ok+1, 0
-			} else {
-				ok, bad = 0, bad+1
-			}
-			m.mu.Lock()
-			was := d.info.Health
-			switch {
-			case was == HealthDead:
-			case !pass && bad >= h.UnhealthyAfter && was != HealthUnhealthy:
-				d.info.Health = HealthUnhealthy
-			case pass && ok >= h.HealthyAfter && was != HealthHealthy:
-				d.info.Health = HealthHealthy
-			}
-			now, active := d.info.Health, m.active == d
-			m.mu.Unlock()
-			if now != was {
-				m.record(Event{Action: now, Container: d.info.ID, ConfigID: d.cfg.ID, Who: "health check",
-					Result: map[bool]string{true: "ok", false: "error"}[now == HealthHealthy], Error: desc})
-				if active && now == HealthUnhealthy {
-					m.log.Error().Str("container", short(d.info.ID)).Str("last", desc).
-						Msg("the active container is unhealthy: /status answers 503")
-				}
-			}
+		select {
+		case <-ctx.Done():
+			return ct, fmt.Errorf("stopped waiting for health checks on %s: %w", h.Path, context.Cause(ctx))
+		case <-time.After(h.Interval.Duration):
 		}
-	}()
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/switchyard/switchyard/internal/atomicfile"
 )
 
 // historyKeep is how many events History returns and the file keeps.
@@ -72,7 +74,7 @@ func (h *history) rewrite() {
 		b, _ := json.Marshal(e)
 		buf = append(append(buf, b...), '\n')
 	}
-	_ = writeFileAtomic(h.path, buf)
+	_ = atomicfile.Write(h.path, buf, 0o600)
 }
 
 func (h *history) list() []Event {

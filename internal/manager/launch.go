@@ -1,116 +1,156 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Launch fetches config id, pulls its image, starts its container and waits
-// until it is healthy. The container is then "launched": running beside the
+// until it is healthy. The container is then launched: running beside the
 // active one, ready for Switch. A failed launch removes its container and
 // leaves the active one untouched.
-func (m *Manager) Launch(ctx context.Context, id, who string) (ContainerInfo, error) {
-	end, err := m.begin("launch " + short(id))
-	if err != nil {
-		return ContainerInfo{}, err
-	}
-	defer end()
-	// A CI client that hangs up must not leave a half-made container behind.
-	ctx = context.WithoutCancel(ctx)
-	start := time.Now()
-	info, err := m.launch(ctx, id)
-	m.record(Event{Action: "launch", Who: who, ConfigID: configID(info, id), Container: info.ID,
-		Result: result(err), Error: errText(err), Duration: time.Since(start)})
+func (m *Manager) Launch(ctx context.Context, id, who string) (info ContainerInfo, err error) {
+	err = m.operate(ctx, "launch "+ids.Short(id), Event{Action: ActionLaunch, Who: who, ConfigID: id},
+		func(ctx context.Context, e *Event) error {
+			var err error
+			info, err = m.launch(ctx, id)
+			e.ConfigID, e.Container = cmp.Or(info.ConfigID, id), info.ID
+			return err
+		})
 	return info, err
 }
 
 // launch does Launch's work; the caller holds the operation slot.
 func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) {
+	cfg, spec, err := m.prepare(ctx, id)
+	if err != nil {
+		return ContainerInfo{}, err
+	}
+	log := m.log.With().Str("config", ids.Short(cfg.ID)).Str("image", cfg.Image).Logger()
+	log.Info().Msg("launch: pulling image unless present")
+	if err := m.o.Docker.EnsureImage(ctx, cfg.Image, func(line string) {
+		log.Debug().Str("progress", line).Msg("pull")
+	}); err != nil {
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), dockerErr(err))
+	}
+	d, err := m.create(ctx, cfg, spec)
+	if err != nil {
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
+	}
+	log = log.With().Str("container", ids.Short(d.info.ID)).Logger()
+	log.Info().Str("name", spec.Name).Msg("launch: container started, waiting for health checks")
+	if err := m.awaitHealthy(ctx, d); err != nil {
+		log.Error().Err(err).Msg("launch failed: container removed")
+		return ContainerInfo{}, fmt.Errorf("config %s, image %s, container %s: %w", ids.Short(cfg.ID), cfg.Image, ids.Short(d.info.ID), err)
+	}
+	log.Info().Str("addr", d.info.Addr).Msg("launch: container healthy")
+	return d.info, nil
+}
+
+// prepare fetches config id and turns it into the container's spec: the
+// policy check, the network, the environment, the labels of record.
+func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config, dockerctl.Spec, error) {
 	cfg, err := m.o.Source.Fetch(ctx, id)
 	if err != nil {
-		return ContainerInfo{}, fmt.Errorf("fetch config %s from %s: %w", id, m.o.Source, err)
+		return nil, dockerctl.Spec{}, fmt.Errorf("fetch config %s from %s: %w", id, m.o.Source, err)
 	}
-	log := m.log.With().Str("config", short(cfg.ID)).Str("image", cfg.Image).Logger()
 	if err := m.o.Policy.Check(cfg); err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), err)
+		return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
 	}
 	networkMode := cfg.NetworkMode
 	if m.o.Network != "" {
 		// The operator's network decides how the proxy reaches the app.
 		if networkMode != "" && networkMode != "bridge" {
-			return ContainerInfo{}, fmt.Errorf("config %s: %w: network_mode %q cannot be used with switchyard's --docker-network %s",
-				short(cfg.ID), deployconfig.ErrInvalid, networkMode, m.o.Network)
+			return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w: network_mode %q cannot be used with switchyard's --docker-network %s",
+				ids.Short(cfg.ID), deployconfig.ErrInvalid, networkMode, m.o.Network)
 		}
 		networkMode = ""
 	}
 	env, err := cfg.ResolveEnv(m.o.StaticEnv)
 	if err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), err)
+		return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
 	}
-	log.Info().Msg("launch: pulling image unless present")
-	if err := m.o.Docker.EnsureImage(ctx, cfg.Image, func(line string) {
-		log.Debug().Str("progress", line).Msg("pull")
-	}); err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))
-	}
-
-	labels := map[string]string{}
-	for k, v := range cfg.Labels {
-		labels[k] = v
+	labels := maps.Clone(cfg.Labels)
+	if labels == nil {
+		labels = map[string]string{}
 	}
 	labels[LabelApp] = m.o.App
 	labels[LabelConfig] = cfg.ID
-	name := fmt.Sprintf("%s-%s-%s", m.o.App, short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36))
-	cid, err := m.o.Docker.Create(ctx, dockerctl.Spec{
-		Name: name, Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
+	return cfg, dockerctl.Spec{
+		Name:  fmt.Sprintf("%s-%s-%s", m.o.App, ids.Short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36)),
+		Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
 		Network: m.o.Network, MemoryBytes: cfg.Resources.MemoryBytes(), NanoCPUs: cfg.Resources.NanoCPUs(),
 		StopSignal: cfg.Stop.Signal, StopTimeout: cfg.Stop.Timeout.Duration,
 		Privileged: cfg.Privileged, NetworkMode: networkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
-	})
+	}, nil
+}
+
+// create creates and starts the container: a deployment, launching.
+func (m *Manager) create(ctx context.Context, cfg *deployconfig.Config, spec dockerctl.Spec) (*deployment, error) {
+	cid, err := m.o.Docker.Create(ctx, spec)
 	if err != nil {
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))
+		return nil, dockerErr(err)
 	}
-	log = log.With().Str("container", short(cid)).Logger()
+	d := &deployment{cfg: cfg, info: ContainerInfo{
+		ID: cid, Name: spec.Name, Image: cfg.Image, ConfigID: cfg.ID, Workers: cfg.Workers, Health: HealthStarting,
+	}}
+	m.mu.Lock()
+	m.deployments[cid] = d
+	m.mu.Unlock()
 	if err := m.o.Docker.Start(ctx, cid); err != nil {
-		m.discard(ctx, cid)
-		return ContainerInfo{}, fmt.Errorf("config %s: %w", short(cfg.ID), dockerErr(err))
+		m.fail(ctx, d)
+		return nil, dockerErr(err)
 	}
-	log.Info().Str("name", name).Msg("launch: container started, waiting for health checks")
-	ct, err := m.waitHealthy(ctx, cid, cfg)
+	return d, nil
+}
+
+// awaitHealthy waits for a launching deployment's health checks: it is then
+// launched, and its health checks keep running; or failed, with the
+// container's last log lines in the error and the container removed.
+func (m *Manager) awaitHealthy(ctx context.Context, d *deployment) error {
+	ct, err := m.waitHealthy(ctx, d.info.ID, d.cfg)
 	if err != nil {
-		logs, _ := m.o.Docker.Logs(ctx, cid, 20)
-		m.discard(ctx, cid)
+		logs, _ := m.o.Docker.Logs(context.WithoutCancel(ctx), d.info.ID, 20)
+		m.fail(ctx, d)
 		if logs = strings.TrimSpace(logs); logs != "" {
 			err = fmt.Errorf("%w\ncontainer's last log lines:\n%s", err, logs)
 		}
-		log.Error().Err(err).Msg("launch failed: container removed")
-		return ContainerInfo{}, fmt.Errorf("config %s, image %s, container %s: %w", short(cfg.ID), cfg.Image, short(cid), err)
+		return err
 	}
-	d := &deployment{cfg: cfg, info: ContainerInfo{
-		ID: cid, Name: name, Image: cfg.Image, ConfigID: cfg.ID, Addr: ct.Addr,
-		Workers: cfg.Workers, Started: ct.StartedAt, Health: HealthHealthy,
-	}}
 	m.mu.Lock()
-	m.launched[cid] = d
+	d.info.Addr, d.info.Started, d.info.Health = ct.Addr, ct.StartedAt, HealthHealthy
+	m.moveLocked(d, Launched)
 	m.mu.Unlock()
 	m.watchHealth(d)
-	log.Info().Str("addr", ct.Addr).Msg("launch: container healthy")
-	return d.info, nil
+	return nil
 }
 
-// discard removes a container that failed to launch.
+// fail removes the container of a launch that failed: the deployment is
+// failed.
+func (m *Manager) fail(ctx context.Context, d *deployment) {
+	m.discard(ctx, d.info.ID)
+	m.mu.Lock()
+	m.moveLocked(d, Failed)
+	m.mu.Unlock()
+}
+
+// discard removes a container that failed or that nobody runs, even when
+// ctx was cancelled (the manager closing): it must not be left behind.
 func (m *Manager) discard(ctx context.Context, id string) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := m.o.Docker.Remove(ctx, id); err != nil {
-		m.log.Error().Err(err).Str("container", short(id)).Msg("could not remove failed container")
+		m.log.Error().Err(err).Str("container", ids.Short(id)).Msg("could not remove failed container")
 	}
 }
 
@@ -121,25 +161,4 @@ func dockerErr(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrDocker, err)
-}
-
-func configID(info ContainerInfo, id string) string {
-	if info.ConfigID != "" {
-		return info.ConfigID
-	}
-	return id
-}
-
-func result(err error) string {
-	if err != nil {
-		return "error"
-	}
-	return "ok"
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

@@ -1,18 +1,10 @@
-// Package manager runs an app's deployments: launch a container from a
-// config, wait for it to be healthy, switch the proxy to it, drain and stop
-// the old one; roll back; adopt the running containers after a restart. It
-// runs one operation at a time and keeps the state of record in container
-// labels and a state file.
-//
-// It sees Docker, the config source and the proxy through small interfaces,
-// so that its state machine can be tested with a fake Docker.
 package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +13,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
 )
@@ -30,6 +23,10 @@ const (
 	LabelApp    = "switchyard.app"
 	LabelConfig = "switchyard.config"
 )
+
+// DefaultRetryColdStart is how often start-up retries launching
+// current.json while nothing is active.
+const DefaultRetryColdStart = 15 * time.Second
 
 // Docker is what the manager needs of the Docker Engine (dockerctl.Client).
 type Docker interface {
@@ -75,37 +72,48 @@ type Options struct {
 	// Logger gets the event log.
 	Logger zerolog.Logger
 	// RetryColdStart is how often start-up retries launching current.json
-	// while nothing is active. Default 15s.
+	// while nothing is active. Default DefaultRetryColdStart.
 	RetryColdStart time.Duration
 }
 
-// deployment is one container the manager runs. Fields other than info's
-// static ones are guarded by Manager.mu.
+// deployment is one container the manager runs. Its info's identity fields
+// are set once; the rest is guarded by Manager.mu.
 type deployment struct {
-	info      ContainerInfo
-	cfg       *deployconfig.Config
-	target    *proxy.Target // set while active
-	stopProbe context.CancelFunc
-	retiring  bool // being stopped by us: its death is expected
+	info   ContainerInfo
+	cfg    *deployconfig.Config
+	role   Role          // changed only by Manager.moveLocked
+	target *proxy.Target // the proxy's target while active and retiring
+	checks *healthCheck  // probing while launched or active; nil before
 }
 
 // statusHistory is how many recent events Status carries.
 const statusHistory = 10
 
-// Manager runs the deployments of one app.
+// errClosing is why operations and goroutines stop when Close is called.
+var errClosing = errors.New("switchyard is shutting down")
+
+// Manager runs the deployments of one app. Its goroutines (health checks,
+// the Docker event watcher, the cold start) and its operations are its
+// own: Close stops them and waits for them.
 type Manager struct {
 	o       Options
 	log     zerolog.Logger
 	started time.Time
 	probe   *http.Client
 
-	mu       sync.Mutex
-	op       string // the running operation, "" when idle
-	active   *deployment
-	launched map[string]*deployment // by container id; healthy, not active
-	replaced *deployment            // the container the last switch replaced
-	previous string                 // config id active before the current one
-	history  *history
+	// life ends when Close is called; everything the manager runs ends
+	// with it, and wg waits for all of it.
+	life   context.Context
+	end    context.CancelCauseFunc
+	wg     sync.WaitGroup
+	closed bool // guarded by mu: nothing new starts
+
+	mu          sync.Mutex
+	op          string                 // the running operation, "" when idle
+	deployments map[string]*deployment // by container id: every one with a container
+	replaced    *deployment            // the container the last switch replaced
+	previous    string                 // config id active before the current one
+	history     *history
 	// counts are deployment operations since start by action and result;
 	// durations their time, by action.
 	counts    map[[2]string]uint64
@@ -114,30 +122,8 @@ type Manager struct {
 	lastColdErr string
 }
 
-// DeployStats are the deployment operations since start, for metrics.
-type DeployStats struct {
-	// Counts by action (launch, switch, rollback, start, adopt, died,
-	// healthy, unhealthy) and result (ok, error).
-	Counts map[[2]string]uint64
-	// Durations of launch, switch, rollback and start, by action.
-	Durations map[string]*histogram.Snapshot
-}
-
-// DeployStats returns the deployment counters.
-func (m *Manager) DeployStats() DeployStats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ds := DeployStats{Counts: map[[2]string]uint64{}, Durations: map[string]*histogram.Snapshot{}}
-	for k, v := range m.counts {
-		ds.Counts[k] = v
-	}
-	for k, h := range m.durations {
-		ds.Durations[k] = h.Snapshot()
-	}
-	return ds
-}
-
-// New checks o and makes a Manager. Call Start to adopt or launch.
+// New checks o and makes a Manager. Call Start to adopt or launch, and
+// Close when done.
 func New(o Options) (*Manager, error) {
 	switch {
 	case o.App == "" || strings.ContainsAny(o.App, " /:"):
@@ -150,156 +136,128 @@ func New(o Options) (*Manager, error) {
 		return nil, fmt.Errorf("app %s: no state directory", o.App)
 	}
 	if o.RetryColdStart == 0 {
-		o.RetryColdStart = 15 * time.Second
+		o.RetryColdStart = DefaultRetryColdStart
 	}
 	h, err := openHistory(o.StateDir)
 	if err != nil {
 		return nil, err
 	}
+	life, end := context.WithCancelCause(context.Background())
 	return &Manager{
-		o:         o,
-		log:       o.Logger.With().Str("app", o.App).Logger(),
-		started:   time.Now(),
-		launched:  map[string]*deployment{},
-		history:   h,
-		counts:    map[[2]string]uint64{},
-		durations: map[string]*histogram.Histogram{},
+		o:           o,
+		log:         o.Logger.With().Str("app", o.App).Logger(),
+		started:     time.Now(),
+		life:        life,
+		end:         end,
+		deployments: map[string]*deployment{},
+		history:     h,
+		counts:      map[[2]string]uint64{},
+		durations:   map[string]*histogram.Histogram{},
 		// No keep-alive: a probe must not hold one of a sync app's workers
 		// between probes.
 		probe: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
 	}, nil
 }
 
-// Close stops the health probes. Containers keep running: a restarted
-// switchyard adopts them.
+// Close stops the manager: a running operation is cancelled (it cleans up
+// after itself and is recorded), the health checks, the event watcher and
+// the cold start end, and Close returns once all of them have. Call it
+// after the API no longer calls the manager, and before closing Docker.
+// Containers keep running: a restarted switchyard adopts them. Close may be
+// called more than once.
 func (m *Manager) Close() {
 	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.end(errClosing)
+	m.wg.Wait()
+}
+
+// bound returns a context that ends when ctx does or when the manager
+// closes, with errClosing as its cause then.
+func (m *Manager) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(m.life, func() { cancel(context.Cause(m.life)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// spawn runs f in a goroutine of the manager's: f's context ends when ctx
+// does or the manager closes, and Close waits for f to return. Once the
+// manager is closing, f is not started.
+func (m *Manager) spawn(ctx context.Context, f func(context.Context)) {
+	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, d := range append(m.launchedLocked(), m.active) {
-		if d != nil && d.stopProbe != nil {
-			d.stopProbe()
-		}
+	if m.closed {
+		return
 	}
+	m.wg.Add(1)
+	ctx, cancel := m.bound(ctx)
+	go func() {
+		defer m.wg.Done()
+		defer cancel()
+		f(ctx)
+	}()
 }
 
-func (m *Manager) launchedLocked() []*deployment {
-	out := make([]*deployment, 0, len(m.launched))
-	for _, d := range m.launched {
-		out = append(out, d)
-	}
-	return out
-}
-
-// begin claims the one-operation slot, or says what holds it.
+// begin claims the one-operation slot, or says what holds it. The
+// operation counts as the manager's until end is called: Close waits for it.
 func (m *Manager) begin(op string) (end func(), err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.op != "" {
+	switch {
+	case m.closed:
+		return nil, fmt.Errorf("%w: %w", ErrBusy, errClosing)
+	case m.op != "":
 		return nil, fmt.Errorf("%w: %s (started by an earlier request); retry when it is done", ErrBusy, m.op)
 	}
 	m.op = op
+	m.wg.Add(1)
 	return func() {
 		m.mu.Lock()
 		m.op = ""
 		m.mu.Unlock()
+		m.wg.Done()
 	}, nil
 }
 
-// record appends to the deployment history and logs the event.
+// activeLocked is the active deployment, nil when there is none. Caller
+// holds m.mu.
+func (m *Manager) activeLocked() *deployment {
+	for _, d := range m.deployments {
+		if d.role == Active {
+			return d
+		}
+	}
+	return nil
+}
+
+// record appends to the deployment history, counts and logs the event.
 func (m *Manager) record(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	if e.Result == "" {
-		e.Result = "ok"
+		e.Result = resultOK
 	}
 	m.history.add(e)
 	m.mu.Lock()
-	m.counts[[2]string{e.Action, e.Result}]++
+	m.counts[[2]string{string(e.Action), e.Result}]++
 	if e.Duration > 0 {
-		h := m.durations[e.Action]
+		h := m.durations[string(e.Action)]
 		if h == nil {
 			h = &histogram.Histogram{}
-			m.durations[e.Action] = h
+			m.durations[string(e.Action)] = h
 		}
 		h.Observe(e.Duration)
 	}
 	m.mu.Unlock()
 	ev := m.log.Info()
-	if e.Result != "ok" {
+	if e.Result != resultOK {
 		ev = m.log.Error()
 	}
-	ev.Str("action", e.Action).Str("who", e.Who).Str("config", e.ConfigID).Str("container", short(e.Container)).
-		Dur("took", e.Duration).Str("error", e.Error).Msg("deployment " + e.Action + " " + e.Result)
+	ev.Str("action", string(e.Action)).Str("who", e.Who).Str("config", e.ConfigID).Str("container", ids.Short(e.Container)).
+		Dur("took", e.Duration).Str("error", e.Error).Msg("deployment " + string(e.Action) + " " + e.Result)
 }
 
 // History returns the recent deployment events, newest first.
 func (m *Manager) History() []Event { return m.history.list() }
-
-// Status reports the app, its containers and the proxy's figures.
-func (m *Manager) Status() Status {
-	m.mu.Lock()
-	st := Status{
-		App:       m.o.App,
-		Operation: m.op,
-		Previous:  m.previous,
-		Source:    m.o.Source.String(),
-		Started:   m.started,
-		Uptime:    time.Since(m.started),
-		Launched:  []ContainerInfo{},
-	}
-	if d := m.active; d != nil {
-		info := m.infoLocked(d)
-		st.Active = &info
-		st.Healthy = info.Health == HealthHealthy
-	}
-	for _, d := range m.launched {
-		st.Launched = append(st.Launched, m.infoLocked(d))
-	}
-	if d := m.replaced; d != nil {
-		info := m.infoLocked(d)
-		st.Replaced = &info
-	}
-	m.mu.Unlock()
-	sort.Slice(st.Launched, func(i, j int) bool { return st.Launched[i].Started.After(st.Launched[j].Started) })
-	st.History = m.History()
-	if len(st.History) > statusHistory {
-		st.History = st.History[:statusHistory]
-	}
-
-	ps := m.o.Proxy.Stats()
-	rep := m.o.Proxy.Report()
-	st.Proxy = ProxyStatus{Snapshot: ps.Snapshot(), Queued: m.o.Proxy.Queued(), Latency: map[string]Percentiles{
-		"queue": percentiles(&ps.Queue), "app": percentiles(&ps.App), "total": percentiles(&ps.Total),
-	}, Windows: rep.Windows, Connections: rep.Connections}
-	if t := m.o.Proxy.Active(); t != nil {
-		st.Proxy.InFlight = t.InFlight()
-	}
-	return st
-}
-
-func (m *Manager) infoLocked(d *deployment) ContainerInfo {
-	info := d.info
-	if d.target != nil {
-		info.InFlight = d.target.InFlight()
-		s := d.target.Stats().Snapshot()
-		info.Stats = &s
-		w := d.target.Report()
-		info.Windows = &w
-	}
-	return info
-}
-
-func percentiles(h *histogram.Histogram) Percentiles {
-	s := h.Snapshot()
-	msf := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return Percentiles{P50: msf(s.Quantile(0.5)), P90: msf(s.Quantile(0.9)), P99: msf(s.Quantile(0.99)),
-		Max: float64(s.MaxMicros) / 1000, N: s.Count}
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}

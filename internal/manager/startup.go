@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 )
 
 // Start brings the manager up after a (re)start of switchyard:
@@ -19,7 +20,8 @@ import (
 //   - with nothing to adopt, current.json is launched and switched to, in
 //     the background, retried until it works or an operator deploys.
 //
-// It also starts following Docker events until ctx ends.
+// It also starts following Docker events; that and the cold start run
+// until ctx ends or Close.
 func (m *Manager) Start(ctx context.Context) error {
 	end, err := m.begin("start-up")
 	if err != nil {
@@ -30,13 +32,15 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go m.watchEvents(ctx)
+	m.spawn(ctx, m.watchEvents)
 	if !adopted {
-		go m.coldStart(ctx)
+		m.spawn(ctx, m.coldStart)
 	}
 	return nil
 }
 
+// adopt takes over the app's running containers and removes its stopped
+// ones. It reports whether an active container was adopted.
 func (m *Manager) adopt(ctx context.Context) (bool, error) {
 	st, err := m.loadState()
 	if err != nil {
@@ -49,72 +53,82 @@ func (m *Manager) adopt(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("list the containers of app %s: %w", m.o.App, dockerErr(err))
 	}
-	var active *dockerctl.Container
-	for i, c := range cs {
-		if c.Running && c.Addr != "" && (c.ID == st.Active || (st.Active == "" && active == nil)) {
-			active = &cs[i] // List is newest first
-		}
-	}
+	active := pickActive(cs, st.Active)
 	adopted := false
 	if active != nil {
-		if d, err := m.adoptOne(ctx, *active, st, true); err != nil {
-			m.log.Error().Err(err).Str("container", short(active.ID)).Msg("cannot adopt the active container")
+		if d, err := m.adoptOne(ctx, *active, st, Active); err != nil {
+			m.log.Error().Err(err).Str("container", ids.Short(active.ID)).Msg("cannot adopt the active container")
 		} else {
 			adopted = true
-			m.record(Event{Action: "adopt", Who: "switchyard start-up", ConfigID: d.cfg.ID, Container: d.info.ID})
+			m.record(Event{Action: ActionAdopt, Who: "switchyard start-up", ConfigID: d.cfg.ID, Container: d.info.ID})
 		}
 	}
 	for _, c := range cs {
-		if active != nil && c.ID == active.ID && adopted {
+		if adopted && c.ID == active.ID {
 			continue
 		}
-		if !c.Running || c.Addr == "" {
-			m.log.Info().Str("container", short(c.ID)).Str("state", c.State).Msg("removing a stopped container of the app")
-			m.discard(ctx, c.ID)
-			continue
-		}
-		if _, err := m.adoptOne(ctx, c, st, false); err != nil {
-			m.log.Warn().Err(err).Str("container", short(c.ID)).Msg("cannot adopt a launched container; leaving it running")
-		}
+		m.adoptLaunched(ctx, c, st)
 	}
 	return adopted, nil
 }
 
-// adoptOne takes over a running container, as the active one or as launched.
-func (m *Manager) adoptOne(ctx context.Context, c dockerctl.Container, st state, asActive bool) (*deployment, error) {
+// pickActive is the container to adopt as the active one: the state file's,
+// or without one the newest running container (List is newest first).
+func pickActive(cs []dockerctl.Container, stateActive string) *dockerctl.Container {
+	var active *dockerctl.Container
+	for i, c := range cs {
+		if c.Running && c.Addr != "" && (c.ID == stateActive || (stateActive == "" && active == nil)) {
+			active = &cs[i]
+		}
+	}
+	return active
+}
+
+// adoptLaunched adopts a running container as launched, or removes a
+// stopped one.
+func (m *Manager) adoptLaunched(ctx context.Context, c dockerctl.Container, st state) {
+	if !c.Running || c.Addr == "" {
+		m.log.Info().Str("container", ids.Short(c.ID)).Str("state", c.State).Msg("removing a stopped container of the app")
+		m.discard(ctx, c.ID)
+		return
+	}
+	if _, err := m.adoptOne(ctx, c, st, Launched); err != nil {
+		m.log.Warn().Err(err).Str("container", ids.Short(c.ID)).Msg("cannot adopt a launched container; leaving it running")
+	}
+}
+
+// adoptOne takes over a running container as role (active or launched),
+// with its config from the state file when it is the one recorded there,
+// else from the source.
+func (m *Manager) adoptOne(ctx context.Context, c dockerctl.Container, st state, role Role) (*deployment, error) {
 	cid := c.Labels[LabelConfig]
-	var cfg *deployconfig.Config
-	if st.Config != nil && st.ConfigID == cid {
-		cfg = st.Config // works while the config source is down
-	} else {
+	cfg := st.Config // works while the config source is down
+	if cfg == nil || st.ConfigID != cid {
 		var err error
 		if cfg, err = m.o.Source.Fetch(ctx, cid); err != nil {
-			return nil, fmt.Errorf("fetch its config %s: %w", short(cid), err)
+			return nil, fmt.Errorf("fetch its config %s: %w", ids.Short(cid), err)
 		}
 	}
 	d := &deployment{cfg: cfg, info: ContainerInfo{
 		ID: c.ID, Name: c.Name, Image: cfg.Image, ConfigID: cfg.ID, Addr: c.Addr,
 		Workers: cfg.Workers, Started: c.StartedAt, Health: HealthStarting,
 	}}
-	if pass, _ := m.probeOnce(ctx, c.Addr, cfg.Health); pass {
+	if pass, _ := probe(ctx, m.probe, c.Addr, cfg.Health); pass {
 		d.info.Health = HealthHealthy
 	}
-	if asActive {
+	if role == Active {
 		t, _, err := m.o.Proxy.SetTarget(c.ID, c.Addr, cfg.Workers)
 		if err != nil {
 			return nil, err
 		}
-		m.mu.Lock()
-		m.active, d.target = d, t
-		m.mu.Unlock()
-		m.log.Info().Str("container", short(c.ID)).Str("config", short(cfg.ID)).Str("addr", c.Addr).
-			Str("health", d.info.Health).Msg("adopted the running active container")
-	} else {
-		m.mu.Lock()
-		m.launched[c.ID] = d
-		m.mu.Unlock()
-		m.log.Info().Str("container", short(c.ID)).Msg("adopted a launched container")
+		d.target = t
 	}
+	m.mu.Lock()
+	m.deployments[c.ID] = d
+	m.moveLocked(d, role)
+	m.mu.Unlock()
+	m.log.Info().Str("container", ids.Short(c.ID)).Str("config", ids.Short(cfg.ID)).Str("addr", c.Addr).
+		Str("health", string(d.info.Health)).Msg("adopted a running container as " + role.String())
 	m.watchHealth(d)
 	return d, nil
 }
@@ -131,7 +145,7 @@ func (m *Manager) coldStart(ctx context.Context) {
 		// waiting for its first current.json would otherwise fill it.
 		if msg := err.Error(); msg != m.lastColdErr {
 			m.lastColdErr = msg
-			m.record(Event{Action: "start", Who: "switchyard start-up", Result: "error", Error: msg})
+			m.record(Event{Action: ActionStart, Who: "switchyard start-up", Result: resultError, Error: msg})
 		}
 		ev := m.log.Error()
 		if errors.Is(err, deployconfig.ErrNotFound) {
@@ -149,7 +163,7 @@ func (m *Manager) coldStart(ctx context.Context) {
 
 func (m *Manager) coldStartOnce(ctx context.Context) (bool, error) {
 	m.mu.Lock()
-	active := m.active != nil
+	active := m.activeLocked() != nil
 	m.mu.Unlock()
 	if active || ctx.Err() != nil {
 		return true, nil
@@ -169,9 +183,9 @@ func (m *Manager) coldStartOnce(ctx context.Context) (bool, error) {
 		_, err = m.switchTo(ctx, info.ID)
 	}
 	if err != nil {
-		return false, fmt.Errorf("launch current.json's config %s: %w", short(id), err)
+		return false, fmt.Errorf("launch current.json's config %s: %w", ids.Short(id), err)
 	}
-	m.record(Event{Action: "start", Who: "switchyard start-up", ConfigID: id, Container: info.ID,
+	m.record(Event{Action: ActionStart, Who: "switchyard start-up", ConfigID: id, Container: info.ID,
 		Duration: time.Since(start)})
 	return true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"github.com/switchyard/switchyard/internal/deployconfig"
 )
 
@@ -48,51 +49,15 @@ func (m *Manager) loadState() (state, error) {
 // saveState writes the state of record; caller holds m.mu.
 func (m *Manager) saveStateLocked() error {
 	st := state{App: m.o.App, Previous: m.previous, Updated: time.Now().UTC()}
-	if d := m.active; d != nil {
+	if d := m.activeLocked(); d != nil {
 		st.Active, st.ConfigID, st.Config = d.info.ID, d.cfg.ID, d.cfg
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(m.statePath(), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(m.statePath(), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write state file %s: %w", m.statePath(), err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content: temp file, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

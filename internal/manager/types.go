@@ -26,14 +26,6 @@ var (
 	ErrDocker = errors.New("docker")
 )
 
-// Health states of a container.
-const (
-	HealthStarting  = "starting"
-	HealthHealthy   = "healthy"
-	HealthUnhealthy = "unhealthy"
-	HealthDead      = "dead"
-)
-
 // ContainerInfo describes one container the manager runs.
 type ContainerInfo struct {
 	ID       string    `json:"id"`
@@ -43,7 +35,7 @@ type ContainerInfo struct {
 	Addr     string    `json:"addr"`
 	Workers  int       `json:"workers"`
 	Started  time.Time `json:"started"`
-	Health   string    `json:"health"`
+	Health   Health    `json:"health"`
 	// InFlight is the proxy's count of requests on it (active or draining).
 	InFlight int64 `json:"in_flight"`
 	// Stats are the proxy's counters for it while it is or was active.
@@ -107,11 +99,11 @@ type Percentiles struct {
 // Event is one entry of the deployment history.
 type Event struct {
 	Time      time.Time     `json:"time"`
-	Action    string        `json:"action"` // launch, switch, rollback, adopt, start, died, unhealthy, healthy
+	Action    Action        `json:"action"`
 	Who       string        `json:"who,omitempty"`
 	ConfigID  string        `json:"config_id,omitempty"`
 	Container string        `json:"container,omitempty"`
-	Result    string        `json:"result"` // ok, error
+	Result    string        `json:"result"` // "ok" or "error"
 	Error     string        `json:"error,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard/switchyard/internal/ids"
 	"github.com/switchyard/switchyard/internal/manager"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
@@ -26,9 +27,9 @@ type Source struct {
 	}
 }
 
-// Buckets are the upper bounds (seconds) of the duration histograms. The
+// promBounds are the upper bounds (seconds) of the duration histograms. The
 // proxy's own histogram is finer; it is summed into these at scrape time.
-var Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+var promBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 
 // Handler serves /metrics: switchyard's metrics plus the Go runtime's and
 // the process's.
@@ -98,30 +99,34 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(inFlight))
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(p.Queued()))
-
-	m := c.src.Manager
-	if m == nil {
-		return
+	if c.src.Manager != nil {
+		c.collectManager(ch)
 	}
+}
+
+// collectManager reports the deployments: the containers and the
+// operations.
+func (c *collector) collectManager(ch chan<- prometheus.Metric) {
+	m := c.src.Manager
 	s := m.Status()
 	ch <- prometheus.MustNewConstMetric(c.uptime, prometheus.GaugeValue, s.Uptime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, boolf(s.Healthy))
 	report := func(ci manager.ContainerInfo, role string) {
-		id := short(ci.ID)
-		ch <- prometheus.MustNewConstMetric(c.ctrHealth, prometheus.GaugeValue, boolf(ci.Health == manager.HealthHealthy), id, short(ci.ConfigID), role)
+		id := ids.Short(ci.ID)
+		ch <- prometheus.MustNewConstMetric(c.ctrHealth, prometheus.GaugeValue, boolf(ci.Health == manager.HealthHealthy), id, ids.Short(ci.ConfigID), role)
 		ch <- prometheus.MustNewConstMetric(c.ctrInFlight, prometheus.GaugeValue, float64(ci.InFlight), id)
 		if ci.Stats != nil {
 			for class, n := range codeClasses(ci.Stats.Codes) {
-				ch <- prometheus.MustNewConstMetric(c.ctrRequests, prometheus.CounterValue, float64(n), id, short(ci.ConfigID), class)
+				ch <- prometheus.MustNewConstMetric(c.ctrRequests, prometheus.CounterValue, float64(n), id, ids.Short(ci.ConfigID), class)
 			}
 		}
 	}
 	if a := s.Active; a != nil {
-		ch <- prometheus.MustNewConstMetric(c.activeInfo, prometheus.GaugeValue, 1, short(a.ID), a.Image, short(a.ConfigID))
-		report(*a, "active")
+		ch <- prometheus.MustNewConstMetric(c.activeInfo, prometheus.GaugeValue, 1, ids.Short(a.ID), a.Image, ids.Short(a.ConfigID))
+		report(*a, manager.Active.String())
 	}
 	for _, l := range s.Launched {
-		report(l, "launched")
+		report(l, manager.Launched.String())
 	}
 	ds := m.DeployStats()
 	for k, n := range ds.Counts {
@@ -138,21 +143,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // edge is within the bound, so a count is never attributed to a lower bound
 // than its true value's.
 func promBuckets(s *histogram.Snapshot) (uint64, float64, map[float64]uint64) {
-	out := make(map[float64]uint64, len(Buckets))
+	out := make(map[float64]uint64, len(promBounds))
 	var total uint64
 	bi := 0
 	cum := uint64(0)
 	for i, n := range s.Buckets {
 		upper := float64(histogram.BucketUpperMicros(i)) / 1e6
-		for bi < len(Buckets) && upper > Buckets[bi] {
-			out[Buckets[bi]] = cum
+		for bi < len(promBounds) && upper > promBounds[bi] {
+			out[promBounds[bi]] = cum
 			bi++
 		}
 		cum += n
 		total += n
 	}
-	for ; bi < len(Buckets); bi++ {
-		out[Buckets[bi]] = cum
+	for ; bi < len(promBounds); bi++ {
+		out[promBounds[bi]] = cum
 	}
 	return total, float64(s.SumMicros) / 1e6, out
 }
@@ -170,11 +175,4 @@ func boolf(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchyard/switchyard/internal/logsink"
+	"github.com/switchyard/switchyard/internal/proxy"
+)
+
+// serve runs what c describes until ctx ends or one part fails: the proxy's
+// listener; the plain-HTTP listeners and the certificate reload TLS may
+// bring (serve_tls.go); in managed mode the deploy manager and its API
+// (serve_managed.go). Each runs in one goroutine of one errgroup, its only
+// owner: the first to fail ends ctx for all, and serve returns its error
+// once every one has stopped. Each server is served by proxy.ServeUntil,
+// which returns only when its graceful shutdown is over, so what its
+// handlers use is closed after it (the proxy, the access log, the manager).
+func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func(context.Context) (dockerClient, error)) error {
+	access, closeLog, err := openAccessLog(c)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	p, err := c.newProxy(access, &log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if c.upstream != "" {
+		if _, _, err := p.SetTarget("static", c.upstream, c.workers); err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+	}
+	raw, err := proxy.Listen(c.listen, c.maxConns)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.listen, err)
+	}
+	ln, err := c.http.wrapListener(raw)
+	if err != nil {
+		raw.Close()
+		return fmt.Errorf("proxy-protocol: %w", err)
+	}
+	handler, err := c.edge.wrap(p, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	tlsConf, err := c.tls.start(ctx, g, c.stateDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info().Str("listen", ln.Addr().String()).Str("upstream", c.upstream).Int("workers", c.workers).
+		Dur("queue_timeout", c.queueTimeout).Int("max_connections", c.maxConns).Msg("proxy listening")
+	g.Go(func() error {
+		return p.Serve(ctx, ln, proxy.ServerConfig{Handler: handler, TLS: tlsConf, ReadHeaderTimeout: c.readHeader,
+			IdleTimeout: c.idleTimeout, ShutdownTimeout: c.shutdownTimeout})
+	})
+	if c.upstream == "" {
+		g.Go(func() error { return runManaged(ctx, c, p, log, connect) })
+	}
+	return g.Wait()
+}
+
+// openAccessLog opens the access log's destination (nil: --log-address
+// off); closeLog flushes and closes it.
+func openAccessLog(c *serveConfig) (access *proxy.AccessLog, closeLog func(), err error) {
+	if c.logAddress == "off" {
+		return nil, func() {}, nil
+	}
+	sink, err := logsink.Open(c.logAddress, "switchyard")
+	if err != nil {
+		return nil, nil, fmt.Errorf("log-address: %w", err)
+	}
+	if access, err = proxy.NewAccessLog(sink, c.logFormat); err != nil {
+		sink.Close()
+		return nil, nil, fmt.Errorf("log-format: %w", err)
+	}
+	return access, func() { sink.Close() }, nil
+}
