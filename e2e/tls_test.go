@@ -376,6 +376,11 @@ func TestTLSAutoSelfSigned(t *testing.T) {
 	state := t.TempDir()
 	pemFile := filepath.Join(state, "tls", "selfsigned.pem")
 	s := startServe(t, testservers.FreeAddr(t), []string{"AUTO_SSL=true"}, "--state-dir", state, upstream, "2")
+	// The port accepts as soon as it is bound, a moment before the
+	// certificate is made: one handshake waits until the proxy serves.
+	if _, err := handshake(s.addr, &tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
 
 	fi, err := os.Stat(pemFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {

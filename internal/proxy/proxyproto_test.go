@@ -3,11 +3,13 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,6 +110,11 @@ func TestProxyProtocolRefused(t *testing.T) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		got, err := io.ReadAll(c)
 		c.Close()
+		if errors.Is(err, syscall.ECONNRESET) {
+			// Closed with our request unread in its buffer: the kernel
+			// resets rather than ends the connection. Closed all the same.
+			err = nil
+		}
 		if err != nil || (len(got) > 0 && !strings.HasPrefix(string(got), "HTTP/1.1 400 ")) {
 			t.Errorf("%s: got %q, %v: want the connection closed (after a 400 at most)", tc.name, got, err)
 		}
