@@ -70,7 +70,7 @@ func serveSettings(c *serveConfig) *settings {
 	s.duration(&c.queueTimeout, "queue-timeout", []string{"SWITCHYARD_QUEUE_TIMEOUT", "QUEUE_TIMEOUT"}, durationText(proxy.DefaultQueueTimeout), "how long a request waits for a worker before a 503 (bare number: milliseconds)")
 	s.integer(&c.queueSize, "queue-size", []string{"SWITCHYARD_QUEUE_SIZE"}, strconv.Itoa(proxy.DefaultQueueSize), "most requests waiting at once; past it a 503 at once", 1)
 	s.str(&c.discipline, "queue-discipline", []string{"SWITCHYARD_QUEUE_DISCIPLINE"}, proxy.DisciplineFIFO, "order of the queue: fifo or lifo")
-	s.str(&c.healthPath, "healthcheck-path", []string{"SWITCHYARD_HEALTHCHECK_PATH", "HEALTHCHECK_PATH"}, proxy.DefaultHealthPath, "path whose requests skip the queue")
+	s.str(&c.healthPath, "healthcheck-path", []string{"SWITCHYARD_HEALTHCHECK_PATH", "HEALTHCHECK_PATH"}, proxy.DefaultHealthPath, "path whose GET and HEAD requests skip the queue (at most two at once)")
 	s.str(&c.scheme, "scheme", []string{"SWITCHYARD_SCHEME", "SCHEME"}, "", "X-Forwarded-Proto to send (http or https); default: the connection's")
 	s.add("trusted-proxies", []string{"SWITCHYARD_TRUSTED_PROXIES", "TRUSTED_PROXIES"}, "", "comma-separated CIDRs whose X-Forwarded-* headers are kept and appended to", func(v string) error {
 		p, err := parseCIDRs(v)
