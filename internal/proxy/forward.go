@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/proxy/upstream"
 )
 
 // bufferPool gives ReverseProxy reusable 32 KiB copy buffers.
@@ -24,8 +27,9 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 var copyBuffers = &bufferPool{}
 
-// newTarget builds a target with its own keep-alive pool, so that draining
-// it can close exactly its idle connections.
+// newTarget builds a target with its own keep-alive pools, so that draining
+// it can close exactly its idle connections: the lean client's (exchange.go)
+// for requests, and a Transport for WebSocket handshakes (upgrade.go).
 func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 	t := &Target{
 		id:      id,
@@ -34,14 +38,22 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		drained: make(chan struct{}),
 		stats:   &Stats{},
 	}
+	dial := t.conns.dialer(&net.Dialer{
+		Timeout:   p.cfg.ConnectTimeout,
+		KeepAlive: 30 * time.Second,
+	})
+	t.up = upstream.New(upstream.Config{
+		Addr:          addr,
+		Dial:          dial,
+		HeaderTimeout: p.cfg.UpstreamTimeout,
+		MaxIdle:       max(workers+16, 64),
+		IdleTimeout:   90 * time.Second,
+	})
 	tr := &http.Transport{
-		Proxy: nil, // never an HTTP proxy from the environment: we are the proxy
-		DialContext: t.conns.dialer(&net.Dialer{
-			Timeout:   p.cfg.ConnectTimeout,
-			KeepAlive: 30 * time.Second,
-		}),
+		Proxy:                 nil, // never an HTTP proxy from the environment: we are the proxy
+		DialContext:           dial,
 		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   max(workers+16, 64),
+		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: p.cfg.UpstreamTimeout,
 		ExpectContinueTimeout: time.Second,
@@ -114,6 +126,16 @@ type upstreamConn struct {
 func (c *upstreamConn) Close() error {
 	c.once.Do(func() { c.set.remove(c) })
 	return c.Conn.Close()
+}
+
+// SyscallConn lets the lean client peek at an idle connection
+// (upstream's liveness probe).
+func (c *upstreamConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 // targetSet is every target made that may still have requests in flight.

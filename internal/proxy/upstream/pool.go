@@ -1,0 +1,247 @@
+// Package upstream is the proxy's HTTP/1.1 client to the app: a pool of
+// kept-alive connections to one address, and exchanges that write a request
+// and read its response on the caller's own goroutine.
+//
+// net/http's Transport runs two goroutines per connection (a read loop and a
+// write loop) and hands every request and response between them and the
+// caller over channels; it builds an http.Request and an http.Response with
+// their header maps for every round trip. A reverse proxy needs none of it:
+// the request is written straight from the client's request, the response
+// head is read into a list of fields the caller copies once into the
+// client's header map, and its body is read by the caller as it sends it on.
+//
+// What the Transport gave for free is kept, each rule next to its code:
+//   - reuse: a connection goes back to the pool only after a complete
+//     response body, when neither side said Connection: close, and when the
+//     app sent nothing past the body (exchange.go);
+//   - an idle connection the app closed is found before it is used (a
+//     non-blocking peek, probe_unix.go), and a request that still meets a
+//     dead kept-alive connection is retried once on a fresh one when that
+//     is safe: nothing of it was sent, or it is idempotent and its body can
+//     be sent again (exchange.go);
+//   - framing (request.go, response.go): one framing per message, whatever
+//     the client sent: Content-Length or chunked request bodies, Expect:
+//     100-continue, trailers; response bodies by Content-Length, chunked or
+//     until close, none for HEAD, 1xx, 204 and 304; 1xx answers passed on;
+//     hop-by-hop fields dropped both ways; field names and values checked
+//     as net/http checks them;
+//   - limits: the connect timeout (the dialer), the response header timeout
+//     and the size of the app's response head.
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults, used where a Config field is zero.
+const (
+	// DefaultConnectTimeout bounds dialing the app.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultExpectContinueTimeout is how long a request with Expect:
+	// 100-continue waits for the app's 100 before its body is sent anyway
+	// (net/http's Transport in the proxy waited as long).
+	DefaultExpectContinueTimeout = time.Second
+	// DefaultMaxIdle is the most idle connections kept.
+	DefaultMaxIdle = 64
+	// DefaultIdleTimeout is how long an idle connection is kept.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultMaxHeaderBytes bounds the app's response head (status line and
+	// fields, each 1xx answer on its own): a head past it is an error.
+	// Apps send a few hundred bytes; a megabyte is room for any cookie.
+	DefaultMaxHeaderBytes = 1 << 20
+)
+
+// Config sets up a Pool.
+type Config struct {
+	// Addr is the app's host:port.
+	Addr string
+	// Dial makes a connection to Addr. Default: a net.Dialer with
+	// ConnectTimeout and TCP keep-alives.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ConnectTimeout bounds the default Dial. Default DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// HeaderTimeout bounds the wait for the response head once the request
+	// is written; past it the exchange fails with a timeout error. 0: none.
+	HeaderTimeout time.Duration
+	// ExpectContinueTimeout: see DefaultExpectContinueTimeout.
+	ExpectContinueTimeout time.Duration
+	// MaxIdle is the most idle connections kept. Default DefaultMaxIdle.
+	MaxIdle int
+	// IdleTimeout closes a connection idle longer, when it is next looked
+	// at. Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes: see DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+}
+
+// Pool keeps the idle connections to one app address. Get a connection by
+// starting an Exchange; it goes back to the pool at the end of a response
+// that leaves it reusable. A Pool is safe for concurrent use.
+type Pool struct {
+	cfg Config
+
+	mu     sync.Mutex
+	idle   []*conn // the most recently used last
+	closed bool
+}
+
+// New makes a Pool with cfg's zero fields set to their defaults.
+func New(cfg Config) *Pool {
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	if cfg.ExpectContinueTimeout <= 0 {
+		cfg.ExpectContinueTimeout = DefaultExpectContinueTimeout
+	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = DefaultMaxIdle
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return &Pool{cfg: cfg}
+}
+
+// ErrClosed is the error of an exchange started on a closed Pool.
+var ErrClosed = errors.New("upstream: connection pool closed")
+
+// Idle is the number of idle connections (tests).
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// CloseIdle closes the idle connections; those in use go on.
+func (p *Pool) CloseIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+}
+
+// Close closes the idle connections and the pool: a connection given back
+// later is closed, and a new exchange fails with ErrClosed. It is what a
+// target does once drained.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.CloseIdle()
+}
+
+// get takes the most recently used idle connection that is still open, or
+// dials a new one (fresh, or when none is idle). reused says which.
+func (p *Pool) get(fresh bool) (c *conn, reused bool, err error) {
+	for !fresh {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, false, ErrClosed
+		}
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		c = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if time.Since(c.idleAt) < p.cfg.IdleTimeout && c.alive() {
+			return c, true, nil
+		}
+		c.close() // the app closed it, or sent something unasked, or it is old
+	}
+	return p.dial()
+}
+
+func (p *Pool) dial() (*conn, bool, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, false, ErrClosed
+	}
+	nc, err := p.cfg.Dial(context.Background(), "tcp", p.cfg.Addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return newConn(nc), false, nil
+}
+
+// put gives c back for reuse, or closes it when the pool is full or closed.
+// The oldest idle connection past the idle timeout is closed on the way.
+func (p *Pool) put(c *conn) {
+	c.idleAt = time.Now()
+	var stale *conn
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.cfg.MaxIdle {
+		p.mu.Unlock()
+		c.close()
+		return
+	}
+	if len(p.idle) > 0 && c.idleAt.Sub(p.idle[0].idleAt) > p.cfg.IdleTimeout {
+		stale = p.idle[0]
+		p.idle = append(p.idle[:0], p.idle[1:]...)
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+	if stale != nil {
+		stale.close()
+	}
+}
+
+// conn is one connection to the app with its buffers.
+type conn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	raw    syscall.RawConn // for the liveness probe; nil: not probed
+	idleAt time.Time
+	sent   int64 // bytes of the current request on the wire
+
+	peek    func(fd uintptr) bool // c.peekFD, made once
+	peekRes int                   // the probe's finding (probe_unix.go)
+}
+
+func newConn(nc net.Conn) *conn {
+	c := &conn{nc: nc}
+	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(countingWriter{c}, 4<<10)
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.peek = c.peekFD
+		}
+	}
+	return c
+}
+
+func (c *conn) close() { _ = c.nc.Close() }
+
+// countingWriter counts what reaches the connection, so that a failed
+// exchange knows whether anything of its request was sent.
+type countingWriter struct{ c *conn }
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.c.nc.Write(b)
+	w.c.sent += int64(n)
+	return n, err
+}

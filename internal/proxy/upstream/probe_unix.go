@@ -1,0 +1,40 @@
+//go:build unix
+
+package upstream
+
+import "syscall"
+
+// Findings of the liveness probe.
+const (
+	probeAlive = iota // nothing to read: the app waits for a request
+	probeDead         // end of stream, an error, or bytes nobody asked for
+)
+
+// alive reports whether an idle connection can carry a request: the app has
+// not closed it (gunicorn closes kept-alive connections idle for 2 s) and
+// has sent nothing since the last response. One non-blocking peek, instead
+// of the Transport's goroutine blocked reading every idle connection.
+func (c *conn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.raw == nil {
+		return true
+	}
+	c.peekRes = probeDead
+	if err := c.raw.Read(c.peek); err != nil {
+		return false
+	}
+	return c.peekRes == probeAlive
+}
+
+// peekFD is the raw read of alive: true ends the read at once, whatever
+// the peek found.
+func (c *conn) peekFD(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == syscall.EAGAIN {
+		c.peekRes = probeAlive
+	}
+	return true
+}
