@@ -77,9 +77,12 @@ func (e *connError) Unwrap() error { return e.err }
 // the exchange is closed already.
 func (p *Pool) Send(x *Exchange, req *Request) error {
 	x.reset(p, req)
-	fresh := false
+	fresh, maxIdle := false, p.cfg.IdleTimeout
+	if !req.idempotent() {
+		maxIdle = min(maxIdle, p.cfg.RiskyIdle)
+	}
 	for {
-		c, reused, err := p.get(fresh)
+		c, reused, err := p.get(fresh, maxIdle)
 		if err != nil {
 			return err
 		}

@@ -55,6 +55,9 @@ const (
 	// fields, each 1xx answer on its own): a head past it is an error.
 	// Apps send a few hundred bytes; a megabyte is room for any cookie.
 	DefaultMaxHeaderBytes = 1 << 20
+	// DefaultRiskyIdle: see Config.RiskyIdle. Well under any keep-alive
+	// timeout apps use (gunicorn 2 s, most servers 5 s and more).
+	DefaultRiskyIdle = 50 * time.Millisecond
 )
 
 // Config sets up a Pool.
@@ -78,6 +81,15 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes: see DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// RiskyIdle is the longest a kept-alive connection may have been idle
+	// to carry a request that cannot be sent twice (not idempotent): past
+	// it such a request gets a new connection. An app closes idle
+	// connections on its own clock (gunicorn after 2 s), and one may close
+	// just as the request reaches it, after the liveness probe: an
+	// idempotent request is then sent again, any other would fail. A
+	// connection in steady use is idle for far less. Default
+	// DefaultRiskyIdle.
+	RiskyIdle time.Duration
 }
 
 // Pool keeps the idle connections to one app address. Get a connection by
@@ -111,6 +123,9 @@ func New(cfg Config) *Pool {
 	}
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.RiskyIdle <= 0 {
+		cfg.RiskyIdle = DefaultRiskyIdle
 	}
 	return &Pool{cfg: cfg}
 }
@@ -146,9 +161,10 @@ func (p *Pool) Close() {
 	p.CloseIdle()
 }
 
-// get takes the most recently used idle connection that is still open, or
-// dials a new one (fresh, or when none is idle). reused says which.
-func (p *Pool) get(fresh bool) (c *conn, reused bool, err error) {
+// get takes the most recently used idle connection that is still open and
+// has been idle less than maxIdle, or dials a new one (fresh, or when none
+// is). reused says which.
+func (p *Pool) get(fresh bool, maxIdle time.Duration) (c *conn, reused bool, err error) {
 	for !fresh {
 		p.mu.Lock()
 		if p.closed {
@@ -161,10 +177,21 @@ func (p *Pool) get(fresh bool) (c *conn, reused bool, err error) {
 			break
 		}
 		c = p.idle[n-1]
+		if time.Since(c.idleAt) >= maxIdle {
+			var stale []*conn
+			if maxIdle >= p.cfg.IdleTimeout { // all past the idle timeout
+				stale, p.idle = p.idle, nil
+			}
+			p.mu.Unlock()
+			for _, s := range stale {
+				s.close()
+			}
+			break // the others have been idle longer still
+		}
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if time.Since(c.idleAt) < p.cfg.IdleTimeout && c.alive() {
+		if c.alive() {
 			return c, true, nil
 		}
 		c.close() // the app closed it, or sent something unasked, or it is old
