@@ -143,9 +143,9 @@ func (x *Exchange) try(c *conn) error {
 		return err
 	}
 	switch {
-	case req.inline():
+	case req.inline(c.bw):
 		x.body.touched = true
-		if err := req.writeBody(c.bw, &x.body); err != nil {
+		if err := req.writeInline(c.bw, &x.body); err != nil {
 			return x.writeError(err)
 		}
 		x.headerDeadline()
@@ -157,6 +157,10 @@ func (x *Exchange) try(c *conn) error {
 	default:
 		if err := c.bw.Flush(); err != nil {
 			return &connError{err, true}
+		}
+		if c.deadline { // the last exchange's: the head waits for the body first
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.deadline = false
 		}
 		if err := x.sendBody(); err != nil {
 			return err
@@ -250,8 +254,20 @@ func (x *Exchange) headerDeadline() {
 	x.headMu.Lock()
 	if !x.headDone {
 		_ = x.c.nc.SetReadDeadline(time.Now().Add(d))
+		x.c.deadline = true
 	}
 	x.headMu.Unlock()
+}
+
+// moreToRead reports whether the body needs reads from the connection.
+func (x *Exchange) moreToRead() bool {
+	switch x.kind {
+	case bodyNone:
+		return false
+	case bodyLength:
+		return int64(x.c.br.Buffered()) < x.left
+	}
+	return true
 }
 
 // readFinal reads heads until the final one, passing 1xx answers on, and
@@ -275,16 +291,20 @@ func (x *Exchange) readFinal() error {
 		}
 	}
 	x.finalRead = false
-	x.headMu.Lock()
-	x.headDone = true
-	if x.pool.cfg.HeaderTimeout > 0 {
-		_ = x.c.nc.SetReadDeadline(time.Time{})
-	}
-	x.headMu.Unlock()
 	if err := x.frame(x.req.Method); err != nil {
 		return err
 	}
 	x.keep = x.keep && !x.unsent
+	x.headMu.Lock()
+	x.headDone = true
+	if x.c.deadline && x.moreToRead() {
+		// The body has no time limit. A body already in the buffer needs
+		// no more reads: the deadline stays until the next exchange sets
+		// its own (one timer change less per request).
+		_ = x.c.nc.SetReadDeadline(time.Time{})
+		x.c.deadline = false
+	}
+	x.headMu.Unlock()
 	return nil
 }
 

@@ -235,6 +235,11 @@ func (p *Pool) put(c *conn) {
 	}
 }
 
+// bufSize is the size of a connection's read and write buffers (HAProxy's
+// tune.bufsize): a head with a small body goes out in one write, a small
+// response comes in one read.
+const bufSize = 16 << 10
+
 // conn is one connection to the app with its buffers.
 type conn struct {
 	nc     net.Conn
@@ -243,6 +248,9 @@ type conn struct {
 	raw    syscall.RawConn // for the liveness probe; nil: not probed
 	idleAt time.Time
 	sent   int64 // bytes of the current request on the wire
+	// deadline: a read deadline may be set (an exchange's header timeout,
+	// left in place when its body needed no more reads).
+	deadline bool
 
 	peek    func(fd uintptr) bool // c.peekFD, made once
 	peekRes int                   // the probe's finding (probe_unix.go)
@@ -250,8 +258,8 @@ type conn struct {
 
 func newConn(nc net.Conn) *conn {
 	c := &conn{nc: nc}
-	c.br = bufio.NewReaderSize(nc, 4<<10)
-	c.bw = bufio.NewWriterSize(countingWriter{c}, 4<<10)
+	c.br = bufio.NewReaderSize(nc, bufSize)
+	c.bw = bufio.NewWriterSize(countingWriter{c}, bufSize)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw

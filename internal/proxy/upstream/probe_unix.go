@@ -2,7 +2,12 @@
 
 package upstream
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+)
 
 // Findings of the liveness probe.
 const (
@@ -22,10 +27,14 @@ func (c *conn) alive() bool {
 		return true
 	}
 	c.peekRes = probeDead
-	if err := c.raw.Read(c.peek); err != nil {
-		return false
+	err := c.raw.Read(c.peek)
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.deadline {
+		// The last exchange's header timeout, left in place, has passed.
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.deadline = false
+		err = c.raw.Read(c.peek)
 	}
-	return c.peekRes == probeAlive
+	return err == nil && c.peekRes == probeAlive
 }
 
 // peekFD is the raw read of alive: true ends the read at once, whatever

@@ -41,9 +41,10 @@ type Request struct {
 	ContentLength int64
 	Trailer       http.Header
 	// Buffered says that the body is at hand (read whole before the
-	// exchange): up to 64 KiB of it goes out with the head, in one write.
-	// Any other body goes out from a goroutine as it comes, so that the
-	// app gets the head at once.
+	// exchange): when it fits the connection's write buffer with the head
+	// (16 KiB), it goes out with it, in one write. Any other body goes out
+	// from a goroutine as it comes, so that the app gets the head at once
+	// and an app that answers before it has read it all is heard.
 	Buffered bool
 	// GetBody returns the body anew for a retry; nil: the body cannot be
 	// sent twice.
@@ -59,12 +60,6 @@ type Request struct {
 	Informational func(code int, fields []Field) error
 }
 
-// inlineBody is the largest buffered body written with the head, in the
-// same write: the app reads it in one go. Longer and streamed bodies go out
-// from a goroutine, so that an app that answers before it has read them
-// all is heard.
-const inlineBody = 64 << 10
-
 // errBodyLength is a body that ended before its Content-Length.
 var errBodyLength = errors.New("upstream: request body shorter than its Content-Length")
 
@@ -74,10 +69,25 @@ func (r *Request) expectsContinue() bool {
 	return r.Body != nil && httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue")
 }
 
-// inline reports whether the body goes with the head.
-func (r *Request) inline() bool {
-	return r.Body != nil && r.Buffered && r.ContentLength > 0 && r.ContentLength <= inlineBody &&
+// inline reports whether the body goes with the head, whose bytes are in
+// w.
+func (r *Request) inline(w *bufio.Writer) bool {
+	return r.Body != nil && r.Buffered && r.ContentLength > 0 && r.ContentLength <= int64(w.Available()) &&
 		!r.expectsContinue()
+}
+
+// writeInline copies the body into w's buffer behind the head and sends
+// both.
+func (r *Request) writeInline(w *bufio.Writer, body io.Reader) error {
+	buf := w.AvailableBuffer()[:r.ContentLength]
+	if _, err := io.ReadFull(body, buf); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = errBodyLength
+		}
+		return err
+	}
+	_, _ = w.Write(buf) // in place
+	return w.Flush()
 }
 
 // idempotent is net/http's isReplayable: a request the app may get twice.
