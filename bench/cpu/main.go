@@ -43,6 +43,9 @@ type config struct {
 	bins      launch.Binaries
 	jsonOut   bool
 	keep      bool
+
+	profile        string // -profile: write a CPU profile of switchyard here instead of measuring
+	profileSeconds int
 }
 
 // scenario is one kind of request.
@@ -118,6 +121,8 @@ func main() {
 	flag.StringVar(&c.bins.Switchyard, "switchyard", "/tmp/switchyard", "switchyard binary; skipped if absent")
 	flag.BoolVar(&c.jsonOut, "json", false, "print JSON instead of a table")
 	flag.BoolVar(&c.keep, "keep", false, "keep the scratch directory (configs, process and access logs)")
+	flag.StringVar(&c.profile, "profile", "", "instead of measuring: write a CPU profile of switchyard (built with pprof) under the first scenario's load to this file")
+	flag.IntVar(&c.profileSeconds, "profile-seconds", 10, "length of the -profile profile; -requests must outlast it")
 	flag.Parse()
 	c.proxies = strings.Split(*proxies, ",")
 	var err error
@@ -149,6 +154,9 @@ func run(ctx context.Context, g *launch.Group, c config) error {
 		return err
 	}
 
+	if c.profile != "" {
+		return profileRun(ctx, g, c, drive, backend.Addr)
+	}
 	loadBefore := loadavg()
 	results, err := measureAll(ctx, g, c, drive, backend.Addr)
 	if err != nil {

@@ -49,7 +49,7 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		MaxIdle:       max(workers+16, 64),
 		IdleTimeout:   90 * time.Second,
 	})
-	tr := &http.Transport{
+	t.tr = &http.Transport{
 		Proxy:                 nil, // never an HTTP proxy from the environment: we are the proxy
 		DialContext:           dial,
 		MaxIdleConns:          0,
@@ -60,12 +60,17 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		// Pass the client's Accept-Encoding through and the app's encoding back.
 		DisableCompression: true,
 	}
-	t.tr = tr
+	t.rp = p.reverseProxy(addr, t.tr)
 	p.targets.add(t)
 	t.windows = newWindows(t.stats, p.interval, p.clock)
 	if p.sampler != nil {
 		p.sampler.add(t.windows, t)
 	}
+	return t
+}
+
+// reverseProxy is a target's path for WebSocket handshakes.
+func (p *Proxy) reverseProxy(addr string, tr *http.Transport) *httputil.ReverseProxy {
 	prefix := p.cfg.Prefix
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -88,8 +93,7 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 			return nil
 		}
 	}
-	t.rp = rp
-	return t
+	return rp
 }
 
 // upstreamConns are a target's connections to the app, so that the proxy
