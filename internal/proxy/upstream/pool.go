@@ -177,7 +177,8 @@ func (p *Pool) get(fresh bool, maxIdle time.Duration) (c *conn, reused bool, err
 			break
 		}
 		c = p.idle[n-1]
-		if time.Since(c.idleAt) >= maxIdle {
+		idle := time.Since(c.idleAt)
+		if idle >= maxIdle {
 			var stale []*conn
 			if maxIdle >= p.cfg.IdleTimeout { // all past the idle timeout
 				stale, p.idle = p.idle, nil
@@ -191,7 +192,7 @@ func (p *Pool) get(fresh bool, maxIdle time.Duration) (c *conn, reused bool, err
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if c.alive() {
+		if c.alive(idle) {
 			return c, true, nil
 		}
 		c.close() // the app closed it, or sent something unasked, or it is old

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// probeAfter is the idle time from which a connection is probed before use.
+const probeAfter = time.Millisecond
+
 // Findings of the liveness probe.
 const (
 	probeAlive = iota // nothing to read: the app waits for a request
@@ -18,12 +21,15 @@ const (
 // alive reports whether an idle connection can carry a request: the app has
 // not closed it (gunicorn closes kept-alive connections idle for 2 s) and
 // has sent nothing since the last response. One non-blocking peek, instead
-// of the Transport's goroutine blocked reading every idle connection.
-func (c *conn) alive() bool {
+// of the Transport's goroutine blocked reading every idle connection; none
+// for a connection idle less than probeAfter, as under load, where it would
+// cost a system call per request to find what an app closing idle
+// connections (after a second or more) cannot have done yet.
+func (c *conn) alive(idle time.Duration) bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	if c.raw == nil {
+	if c.raw == nil || idle < probeAfter {
 		return true
 	}
 	c.peekRes = probeDead
