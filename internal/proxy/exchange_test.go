@@ -19,6 +19,11 @@ import (
 var (
 	streamed = Config{}
 	buffered = Config{BufferRequests: true, BufferResponses: true}
+	// bothModes are the tests' two ways through the proxy.
+	bothModes = []struct {
+		name string
+		cfg  Config
+	}{{"buffered", buffered}, {"streamed", streamed}}
 )
 
 // leanProxy serves a proxy in front of app (4 workers) for the test.
@@ -66,10 +71,7 @@ func do(t *testing.T, method, url, body string, h ...string) result {
 // coming 100 ms apart: every one of them is answered (the proxy finds the
 // closed connections, or retries when that is safe), none gets a 502.
 func TestLeanIdleCloseNoFailures(t *testing.T) {
-	for _, cfg := range []struct {
-		name string
-		cfg  Config
-	}{{"buffered", buffered}, {"streamed", streamed}} {
+	for _, cfg := range bothModes {
 		t.Run(cfg.name, func(t *testing.T) {
 			app := newRawApp(t, 100*time.Millisecond, echoLen)
 			_, _, url := leanProxy(t, app, cfg.cfg)
@@ -250,10 +252,7 @@ func TestLeanResponseFraming(t *testing.T) {
 		}
 		return echoLen(c, req)
 	})
-	for _, cfg := range []struct {
-		name string
-		cfg  Config
-	}{{"buffered", buffered}, {"streamed", streamed}} {
+	for _, cfg := range bothModes {
 		t.Run(cfg.name, func(t *testing.T) {
 			_, _, url := leanProxy(t, app, cfg.cfg)
 			for _, tc := range []struct{ method, path, want string }{
@@ -354,10 +353,7 @@ func TestLeanBadResponseHead(t *testing.T) {
 // dropped (as ReverseProxy does).
 func TestLeanRequestFraming(t *testing.T) {
 	app := newRawApp(t, 0, echoLen)
-	for _, cfg := range []struct {
-		name string
-		cfg  Config
-	}{{"buffered", buffered}, {"streamed", streamed}} {
+	for _, cfg := range bothModes {
 		t.Run(cfg.name, func(t *testing.T) {
 			_, _, url := leanProxy(t, app, cfg.cfg)
 			c := dialRaw(t, url)

@@ -62,6 +62,17 @@ func (x *Exchange) readHead() error {
 		return err
 	}
 	x.scratch = x.scratch[:0]
+	if err := x.readFields(br, limit); err != nil {
+		return err
+	}
+	x.toFields()
+	return nil
+}
+
+// readFields reads field lines up to the empty line into x.spans, each
+// checked as net/http checks names and values; an obsolete folded line is
+// refused.
+func (x *Exchange) readFields(br *bufio.Reader, limit int) error {
 	for {
 		start, err := x.readLine(br, limit)
 		if err != nil {
@@ -69,7 +80,7 @@ func (x *Exchange) readHead() error {
 		}
 		l := x.scratch[start:]
 		if len(l) == 0 {
-			break
+			return nil
 		}
 		if l[0] == ' ' || l[0] == '\t' {
 			return errors.New("upstream: the app's response folds a header line (obsolete, refused)")
@@ -91,8 +102,6 @@ func (x *Exchange) readHead() error {
 		}
 		x.spans = append(x.spans, span{start, start + colon, v, end})
 	}
-	x.toFields()
-	return nil
 }
 
 // readLine appends the next line to x.scratch without its line end and
@@ -232,30 +241,13 @@ func (x *Exchange) readTrailer() error {
 	br, limit := x.c.br, x.pool.cfg.MaxHeaderBytes
 	x.read = 0
 	x.scratch, x.spans = x.scratch[:0], x.spans[:0]
-	for {
-		start, err := x.readLine(br, limit)
-		if err != nil {
-			return err
-		}
-		l := x.scratch[start:]
-		if len(l) == 0 {
-			break
-		}
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !validFieldName(l[:colon]) || !validFieldValue(l[colon+1:]) {
-			return fmt.Errorf("upstream: malformed trailer line %q", truncate(l))
-		}
-		v, end := start+colon+1, len(x.scratch)
-		for v < end && (x.scratch[v] == ' ' || x.scratch[v] == '\t') {
-			v++
-		}
-		x.spans = append(x.spans, span{start, start + colon, v, end})
+	if err := x.readFields(br, limit); err != nil {
+		return err
 	}
 	x.toFields()
 	x.Trailer = x.Trailer[:0]
 	for _, f := range x.raw {
 		if !hopByHop(f.Name) && !badTrailer(f.Name) {
-			f.Value = textproto.TrimString(f.Value)
 			x.Trailer = append(x.Trailer, f)
 		}
 	}
