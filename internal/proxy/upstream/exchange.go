@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,7 +105,7 @@ func (p *Pool) Send(x *Exchange, req *Request) error {
 			if gerr != nil {
 				return err
 			}
-			x.body = bodyReader{r: rc}
+			x.body.reset(rc)
 		}
 		fresh = true
 	}
@@ -113,7 +114,7 @@ func (p *Pool) Send(x *Exchange, req *Request) error {
 func (x *Exchange) reset(p *Pool, req *Request) {
 	x.pool, x.req, x.Status, x.ContentLength, x.writeErr = p, req, 0, -1, nil
 	x.Trailer = x.Trailer[:0]
-	x.body = bodyReader{r: req.Body}
+	x.body.reset(req.Body)
 	if x.wrote == nil {
 		x.wrote = make(chan error, 1)
 	}
@@ -414,7 +415,10 @@ func (x *Exchange) abort() {
 	select {
 	case x.writeErr = <-x.wrote:
 	default:
-		if x.req.AbortBody != nil {
+		// Only a read of the client's body that is blocked now is cut
+		// short: one that has ended, or will end on its own, must not be
+		// (the client's connection would be lost with it).
+		if x.req.AbortBody != nil && x.body.waiting() {
 			x.req.AbortBody()
 		}
 		x.writeErr = <-x.wrote
@@ -429,15 +433,33 @@ type bodyReader struct {
 	r       io.Reader
 	touched bool
 	err     error
+	// reading is set while a Read is in progress that has not seen the
+	// body's end: the writer goroutine sets it, abort reads it.
+	reading atomic.Bool
+	ended   atomic.Bool
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	b.reading.Store(true)
 	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		b.err = err
+	if err != nil {
+		b.ended.Store(true)
+		if err != io.EOF {
+			b.err = err
+		}
 	}
+	b.reading.Store(false)
 	return n, err
 }
+
+func (b *bodyReader) reset(r io.Reader) {
+	b.r, b.touched, b.err = r, false, nil
+	b.reading.Store(false)
+	b.ended.Store(false)
+}
+
+// waiting reports whether a Read is blocked before the body's end.
+func (b *bodyReader) waiting() bool { return b.reading.Load() && !b.ended.Load() }
 
 // BodyError is a failure to read the request body (the client's), as
 // opposed to one of the connection to the app.

@@ -15,10 +15,12 @@
 //     response body, when neither side said Connection: close, and when the
 //     app sent nothing past the body (exchange.go);
 //   - an idle connection the app closed is found before it is used (a
-//     non-blocking peek, probe_unix.go), and a request that still meets a
-//     dead kept-alive connection is retried once on a fresh one when that
-//     is safe: nothing of it was sent, or it is idempotent and its body can
-//     be sent again (exchange.go);
+//     non-blocking peek, probe_unix.go); a request that cannot be retried
+//     takes no connection idle longer than RiskyIdle (50 ms), as the app
+//     may close one just as the request reaches it; and a request that
+//     still meets a dead kept-alive connection is retried once on a fresh
+//     one when that is safe: nothing of it was sent, or it is idempotent
+//     and its body can be sent again (exchange.go);
 //   - framing (request.go, response.go): one framing per message, whatever
 //     the client sent: Content-Length or chunked request bodies, Expect:
 //     100-continue, trailers; response bodies by Content-Length, chunked or
