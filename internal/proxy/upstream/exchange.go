@@ -78,12 +78,9 @@ func (e *connError) Unwrap() error { return e.err }
 // the exchange is closed already.
 func (p *Pool) Send(x *Exchange, req *Request) error {
 	x.reset(p, req)
-	fresh, maxIdle := false, p.cfg.IdleTimeout
-	if !req.idempotent() {
-		maxIdle = min(maxIdle, p.cfg.RiskyIdle)
-	}
+	fresh, risky := false, !req.idempotent()
 	for {
-		c, reused, err := p.get(fresh, maxIdle)
+		c, reused, err := p.get(fresh, risky)
 		if err != nil {
 			return err
 		}

@@ -16,8 +16,9 @@
 //     app sent nothing past the body (exchange.go);
 //   - an idle connection the app closed is found before it is used (a
 //     non-blocking peek, probe_unix.go); a request that cannot be retried
-//     takes no connection idle longer than RiskyIdle (50 ms), as the app
-//     may close one just as the request reaches it; and a request that
+//     takes no connection idle longer than RiskyIdle (50 ms, or half the
+//     longest idle time connections were seen to survive), as the app may
+//     close one just as the request reaches it; and a request that
 //     still meets a dead kept-alive connection is retried once on a fresh
 //     one when that is safe: nothing of it was sent, or it is idempotent
 //     and its body can be sent again (exchange.go);
@@ -37,6 +38,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -84,8 +86,9 @@ type Config struct {
 	// MaxHeaderBytes: see DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
 	// RiskyIdle is the longest a kept-alive connection may have been idle
-	// to carry a request that cannot be sent twice (not idempotent): past
-	// it such a request gets a new connection. An app closes idle
+	// to carry a request that cannot be sent twice (not idempotent), until
+	// connections are seen to outlive longer idle times (Pool.riskyIdle):
+	// past it such a request gets a new connection. An app closes idle
 	// connections on its own clock (gunicorn after 2 s), and one may close
 	// just as the request reaches it, after the liveness probe: an
 	// idempotent request is then sent again, any other would fail. A
@@ -103,6 +106,8 @@ type Pool struct {
 	mu     sync.Mutex
 	idle   []*conn // the most recently used last
 	closed bool
+
+	aliveIdle atomic.Int64 // the longest idle time (ns) at which a connection was found open
 }
 
 // New makes a Pool with cfg's zero fields set to their defaults.
@@ -163,43 +168,90 @@ func (p *Pool) Close() {
 	p.CloseIdle()
 }
 
-// get takes the most recently used idle connection that is still open and
-// has been idle less than maxIdle, or dials a new one (fresh, or when none
-// is). reused says which.
-func (p *Pool) get(fresh bool, maxIdle time.Duration) (c *conn, reused bool, err error) {
+// get takes the most recently used idle connection that is still open, or
+// dials a new one (fresh, or when none is). reused says which. For a risky
+// request (one that cannot be sent twice) a connection idle past
+// riskyIdle is not taken; it is probed all the same, and put back when
+// open, so that what the app keeps alive is learned.
+func (p *Pool) get(fresh, risky bool) (*conn, bool, error) {
 	for !fresh {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, false, ErrClosed
+		c, idle, err := p.pop()
+		if err != nil {
+			return nil, false, err
 		}
-		n := len(p.idle)
-		if n == 0 {
-			p.mu.Unlock()
+		if c == nil {
 			break
 		}
-		c = p.idle[n-1]
-		idle := time.Since(c.idleAt)
-		if idle >= maxIdle {
-			var stale []*conn
-			if maxIdle >= p.cfg.IdleTimeout { // all past the idle timeout
-				stale, p.idle = p.idle, nil
-			}
-			p.mu.Unlock()
-			for _, s := range stale {
-				s.close()
-			}
-			break // the others have been idle longer still
+		if idle >= p.cfg.IdleTimeout {
+			c.close()
+			p.CloseIdle() // the others have been idle longer still
+			break
 		}
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		if c.alive(idle) {
+		ok := c.alive(idle)
+		if ok && idle >= probeAfter {
+			p.noteAlive(idle)
+		}
+		if ok && risky && idle >= p.riskyIdle() {
+			p.pushBack(c)
+			break
+		}
+		if ok {
 			return c, true, nil
 		}
-		c.close() // the app closed it, or sent something unasked, or it is old
+		c.close() // the app closed it, or sent something unasked
 	}
 	return p.dial()
+}
+
+// pop takes the most recently used idle connection, nil when none is.
+func (p *Pool) pop() (*conn, time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, 0, ErrClosed
+	}
+	n := len(p.idle)
+	if n == 0 {
+		return nil, 0, nil
+	}
+	c := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return c, time.Since(c.idleAt), nil
+}
+
+// pushBack returns an idle connection that was looked at and not used.
+func (p *Pool) pushBack(c *conn) {
+	p.mu.Lock()
+	if !p.closed && len(p.idle) < p.cfg.MaxIdle {
+		p.idle = append(p.idle, c)
+		c = nil
+	}
+	p.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// riskyIdle is the longest idle time of a connection a risky request
+// takes: Config.RiskyIdle, or half the longest idle time at which a
+// connection was found open, whichever is longer. Half: an app's
+// keep-alive timeout is some way past any idle time it was seen to
+// survive, and a connection in use at that timeout is the one to avoid.
+// It grows as a loaded proxy's pauses show the app's connections outlive
+// them, so that they need not be replaced after each pause.
+func (p *Pool) riskyIdle() time.Duration {
+	return max(p.cfg.RiskyIdle, time.Duration(p.aliveIdle.Load())/2)
+}
+
+// noteAlive records that a connection idle this long was found open.
+func (p *Pool) noteAlive(idle time.Duration) {
+	for {
+		old := p.aliveIdle.Load()
+		if int64(idle) <= old || p.aliveIdle.CompareAndSwap(old, int64(idle)) {
+			return
+		}
+	}
 }
 
 func (p *Pool) dial() (*conn, bool, error) {

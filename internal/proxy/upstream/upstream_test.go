@@ -188,3 +188,32 @@ func TestExpectContinue(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// A request that cannot be sent twice takes no connection idle past
+// RiskyIdle (50 ms) until connections are seen to outlive longer idle
+// times: then half the longest such time.
+func TestRiskyIdleLearns(t *testing.T) {
+	s := newServer(t, ok)
+	p := New(Config{Addr: s.ln.Addr().String()})
+	defer p.Close()
+	post := func() {
+		t.Helper()
+		code, _, err := roundTrip(p, &Request{Method: "POST", Host: "h", Body: strings.NewReader("abc"), ContentLength: 3})
+		if err != nil || code != 200 {
+			t.Fatalf("%d %v", code, err)
+		}
+	}
+	post()
+	time.Sleep(60 * time.Millisecond)
+	post() // 60 ms: past RiskyIdle, a new connection (the old one, probed open, goes back)
+	if n := s.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections after an idle 60 ms, want 2", n)
+	}
+	time.Sleep(150 * time.Millisecond)
+	post() // 150 ms, found open: from now on up to 75 ms is fine
+	time.Sleep(60 * time.Millisecond)
+	post()
+	if n := s.accepted.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3: the last POST should have reused one idle 60 ms", n)
+	}
+}
