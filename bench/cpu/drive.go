@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,8 +26,9 @@ type driveResult struct {
 	elapsed  time.Duration // the client's own measure of the run
 }
 
-// driver sends about n keep-alive GETs to url over conns connections.
-type driver func(ctx context.Context, url string, n, conns int, limit time.Duration) (driveResult, error)
+// driver sends about n requests of scenario sc to base+sc.path over conns
+// connections.
+type driver func(ctx context.Context, base string, sc scenario, n, conns int, limit time.Duration) (driveResult, error)
 
 // wrkMarker is the line the Lua script prints at the n-th response.
 const wrkMarker = "WRK-COUNT-REACHED"
@@ -36,6 +38,7 @@ const wrkMarker = "WRK-COUNT-REACHED"
 // -d before it prints, so the driver sends SIGINT when it reads the marker,
 // which makes wrk print its summary at once.
 const wrkScript = `local n, limit = 0, %d
+%s
 function response(status, headers, body)
   n = n + 1
   if n == limit then
@@ -45,19 +48,36 @@ function response(status, headers, body)
 end
 `
 
-// wrkDriver drives with wrk -t1: keep-alive, conns connections, stopping after
-// n responses or after limit, whichever is first.
+// wrkSetup is the scenario's request in wrk's Lua: its method, body and
+// Connection field.
+func wrkSetup(sc scenario) string {
+	var b strings.Builder
+	if sc.method != "" && sc.method != http.MethodGet {
+		fmt.Fprintf(&b, "wrk.method = %q\n", sc.method)
+	}
+	if sc.body > 0 {
+		fmt.Fprintf(&b, "wrk.body = string.rep(\"b\", %d)\n", sc.body)
+		b.WriteString("wrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n")
+	}
+	if sc.close {
+		b.WriteString("wrk.headers[\"Connection\"] = \"close\"\n")
+	}
+	return b.String()
+}
+
+// wrkDriver drives with wrk -t1: conns connections, stopping after n
+// responses or after limit, whichever is first.
 func wrkDriver(dir string) driver {
-	return func(ctx context.Context, url string, n, conns int, limit time.Duration) (driveResult, error) {
+	return func(ctx context.Context, base string, sc scenario, n, conns int, limit time.Duration) (driveResult, error) {
 		script, err := os.CreateTemp(dir, "count-*.lua")
 		if err != nil {
 			return driveResult{}, err
 		}
 		defer os.Remove(script.Name())
-		fmt.Fprintf(script, wrkScript, n)
+		fmt.Fprintf(script, wrkScript, n, wrkSetup(sc))
 		script.Close()
 		cmd := exec.CommandContext(ctx, "wrk", "-t1", "-c"+strconv.Itoa(conns),
-			"-d"+strconv.Itoa(int(limit.Seconds()))+"s", "--timeout", "10s", "-s", script.Name(), url)
+			"-d"+strconv.Itoa(int(limit.Seconds()))+"s", "--timeout", "10s", "-s", script.Name(), base+sc.path)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return driveResult{}, err
@@ -68,9 +88,9 @@ func wrkDriver(dir string) driver {
 			return driveResult{}, fmt.Errorf("start wrk: %w", err)
 		}
 		var out strings.Builder
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() { // ends when wrk exits: at the marker + SIGINT, or after limit
-			line := sc.Text()
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() { // ends when wrk exits: at the marker + SIGINT, or after limit
+			line := lines.Text()
 			if line == wrkMarker {
 				_ = cmd.Process.Signal(syscall.SIGINT)
 				continue
@@ -114,13 +134,16 @@ func parseWrk(out string) (driveResult, error) {
 }
 
 // goDriver is the fallback when wrk is not installed: conns goroutines, each
-// with its own keep-alive connection, sharing a count of n requests.
-func goDriver(ctx context.Context, url string, n, conns int, limit time.Duration) (driveResult, error) {
+// with its own keep-alive connection (unless the scenario closes them),
+// sharing a count of n requests.
+func goDriver(ctx context.Context, base string, sc scenario, n, conns int, limit time.Duration) (driveResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true,
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true, DisableKeepAlives: sc.close,
 	}}
+	body := strings.Repeat("b", sc.body)
+	method := cmp.Or(sc.method, http.MethodGet)
 	defer client.CloseIdleConnections()
 	var left, done, failed atomic.Int64
 	left.Store(int64(n))
@@ -131,7 +154,7 @@ func goDriver(ctx context.Context, url string, n, conns int, limit time.Duration
 		go func() {
 			defer wg.Done()
 			for left.Add(-1) >= 0 && ctx.Err() == nil { // bounded by n and limit
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				req, _ := http.NewRequestWithContext(ctx, method, base+sc.path, strings.NewReader(body))
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)

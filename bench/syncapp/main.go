@@ -13,16 +13,19 @@
 //	POST /_reset  zero the counters (peaks restart from what is inside now)
 //
 // -workers 0 is the fast mode for the CPU benchmark: no workers, no sleep,
-// every request answered at once with the same ~100-byte body.
+// every request answered at once with the same ~100-byte body, or with N
+// bytes for GET /size/N (N up to 1 MiB).
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"io"
 	"log"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +34,9 @@ import (
 
 // body is the fixed response: 100 bytes.
 var body = []byte("ok: this is syncapp, an imitation of a gunicorn sync-worker app server; fixed 100-byte body .......\n")
+
+// big holds the bodies of /size/N.
+var big = bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
 
 // app is the imitation app server.
 type app struct {
@@ -74,10 +80,16 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-a.workers
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
+	b := body
+	if n, ok := strings.CutPrefix(r.URL.Path, "/size/"); ok {
+		if size, err := strconv.Atoi(n); err == nil && size >= 0 && size <= len(big) {
+			b = big[:size]
+		}
+	}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	_, _ = w.Write(body)
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	_, _ = w.Write(b)
 	if health {
 		a.healthOK.Add(1)
 	} else {

@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/proxy/upstream"
 )
 
 // bufferPool gives ReverseProxy reusable 32 KiB copy buffers.
@@ -24,8 +27,9 @@ func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 var copyBuffers = &bufferPool{}
 
-// newTarget builds a target with its own keep-alive pool, so that draining
-// it can close exactly its idle connections.
+// newTarget builds a target with its own keep-alive pools, so that draining
+// it can close exactly its idle connections: the lean client's (exchange.go)
+// for requests, and a Transport for WebSocket handshakes (upgrade.go).
 func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 	t := &Target{
 		id:      id,
@@ -34,26 +38,39 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		drained: make(chan struct{}),
 		stats:   &Stats{},
 	}
-	tr := &http.Transport{
-		Proxy: nil, // never an HTTP proxy from the environment: we are the proxy
-		DialContext: t.conns.dialer(&net.Dialer{
-			Timeout:   p.cfg.ConnectTimeout,
-			KeepAlive: 30 * time.Second,
-		}),
+	dial := t.conns.dialer(&net.Dialer{
+		Timeout:   p.cfg.ConnectTimeout,
+		KeepAlive: 30 * time.Second,
+	})
+	t.up = upstream.New(upstream.Config{
+		Addr:          addr,
+		Dial:          dial,
+		HeaderTimeout: p.cfg.UpstreamTimeout,
+		MaxIdle:       max(workers+16, 64),
+		IdleTimeout:   90 * time.Second,
+	})
+	t.tr = &http.Transport{
+		Proxy:                 nil, // never an HTTP proxy from the environment: we are the proxy
+		DialContext:           dial,
 		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   max(workers+16, 64),
+		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: p.cfg.UpstreamTimeout,
 		ExpectContinueTimeout: time.Second,
 		// Pass the client's Accept-Encoding through and the app's encoding back.
 		DisableCompression: true,
 	}
-	t.tr = tr
+	t.rp = p.reverseProxy(addr, t.tr)
 	p.targets.add(t)
 	t.windows = newWindows(t.stats, p.interval, p.clock)
 	if p.sampler != nil {
 		p.sampler.add(t.windows, t)
 	}
+	return t
+}
+
+// reverseProxy is a target's path for WebSocket handshakes.
+func (p *Proxy) reverseProxy(addr string, tr *http.Transport) *httputil.ReverseProxy {
 	prefix := p.cfg.Prefix
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -76,8 +93,7 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 			return nil
 		}
 	}
-	t.rp = rp
-	return t
+	return rp
 }
 
 // upstreamConns are a target's connections to the app, so that the proxy
@@ -114,6 +130,16 @@ type upstreamConn struct {
 func (c *upstreamConn) Close() error {
 	c.once.Do(func() { c.set.remove(c) })
 	return c.Conn.Close()
+}
+
+// SyscallConn lets the lean client peek at an idle connection
+// (upstream's liveness probe).
+func (c *upstreamConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 // targetSet is every target made that may still have requests in flight.

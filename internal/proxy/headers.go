@@ -56,43 +56,80 @@ func (f *forwarded) isTrusted(remoteAddr string) bool {
 	return false
 }
 
-// rewrite runs inside httputil.ReverseProxy's Rewrite hook, where Out has
-// already lost X-Forwarded-For/Host/Proto, Forwarded and the hop-by-hop
-// headers (those the client named in Connection too).
+// rewrite runs inside httputil.ReverseProxy's Rewrite hook (upgrades),
+// where Out has already lost X-Forwarded-For/Host/Proto, Forwarded and the
+// hop-by-hop headers (those the client named in Connection too).
 func (f *forwarded) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out.Header
 	keepOurs(in, out)
-	said := claims{in.Header, f.isTrusted(in.RemoteAddr)}
-	if !said.trusted {
+	v := f.values(in)
+	if !v.trusted {
 		for _, h := range untrustedOnly {
 			delete(out, h)
 		}
 		out.Del("X-Forwarded-Prefix")
 	}
-	client := hostOnly(in.RemoteAddr)
+	v.each(func(name, value string) { out[name] = []string{value} })
+}
+
+// fwdValues are the X-Forwarded-* fields of one outgoing request.
+type fwdValues struct {
+	trusted                        bool // the peer is a trusted proxy
+	client, proto, host, port, pfx string
+}
+
+// values works out the X-Forwarded-* fields of the request in.
+func (f *forwarded) values(in *http.Request) fwdValues {
+	said := claims{in.Header, f.isTrusted(in.RemoteAddr)}
+	v := fwdValues{trusted: said.trusted, client: hostOnly(in.RemoteAddr)}
 	if prior := said.get("X-Forwarded-For"); prior != "" {
-		client = strings.Join(in.Header["X-Forwarded-For"], ", ") + ", " + client
+		v.client = strings.Join(in.Header["X-Forwarded-For"], ", ") + ", " + v.client
 	}
-	if client != "" {
-		out["X-Forwarded-For"] = []string{client}
-	}
-	proto := firstOf(said.get("X-Forwarded-Proto"), f.scheme, schemeOf(in))
-	out["X-Forwarded-Proto"] = []string{proto}
-	host := firstOf(said.get("X-Forwarded-Host"), in.Host)
-	if host != "" {
-		out["X-Forwarded-Host"] = []string{host}
-	}
+	v.proto = firstOf(said.get("X-Forwarded-Proto"), f.scheme, schemeOf(in))
+	v.host = firstOf(said.get("X-Forwarded-Host"), in.Host)
 	// The client-facing port: the one in the Host the client used, else the
 	// scheme's default; never the port the proxy listens on (inside a
 	// container that port is not the one clients see).
-	out["X-Forwarded-Port"] = []string{firstOf(said.get("X-Forwarded-Port"), portOf(host, proto))}
+	v.port = firstOf(said.get("X-Forwarded-Port"), portOf(v.host, v.proto))
 	if f.prefix != "" {
+		v.pfx = f.prefix
 		if prior := said.get("X-Forwarded-Prefix"); prior != "" {
-			out["X-Forwarded-Prefix"] = []string{strings.TrimRight(prior, "/") + f.prefix}
-		} else {
-			out["X-Forwarded-Prefix"] = []string{f.prefix}
+			v.pfx = strings.TrimRight(prior, "/") + f.prefix
 		}
 	}
+	return v
+}
+
+// each calls set for every field to send, in a fixed order.
+func (v *fwdValues) each(set func(name, value string)) {
+	if v.client != "" {
+		set("X-Forwarded-For", v.client)
+	}
+	set("X-Forwarded-Proto", v.proto)
+	if v.host != "" {
+		set("X-Forwarded-Host", v.host)
+	}
+	set("X-Forwarded-Port", v.port)
+	if v.pfx != "" {
+		set("X-Forwarded-Prefix", v.pfx)
+	}
+}
+
+// dropTrusted and dropUntrusted name the client's fields that the lean
+// path (exchange.go) does not pass on, beside the hop-by-hop ones: the
+// same that ReverseProxy and rewrite remove or replace.
+func (f *forwarded) dropTrusted(name string) bool   { return f.drop(name, true) }
+func (f *forwarded) dropUntrusted(name string) bool { return f.drop(name, false) }
+
+func (f *forwarded) drop(name string, trusted bool) bool {
+	switch name {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
+		"X-Request-Id":
+		return true
+	case "X-Forwarded-Prefix":
+		return !trusted || f.prefix != ""
+	}
+	return !trusted && untrustedSet[name]
 }
 
 // claims are what a trusted proxy says it received; nothing from anyone
@@ -224,3 +261,12 @@ var untrustedOnly = []string{
 	"X-Url-Scheme", "Front-End-Https", "X-Forwarded-Server", "X-Forwarded-Uri",
 	"X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host",
 }
+
+// untrustedSet is untrustedOnly for lookups.
+var untrustedSet = func() map[string]bool {
+	m := make(map[string]bool, len(untrustedOnly))
+	for _, h := range untrustedOnly {
+		m[h] = true
+	}
+	return m
+}()

@@ -24,8 +24,9 @@
 // drives it through SetTarget, Target.WaitDrained and Target.SetDown. A
 // first page: ExampleProxy. The map: config.go (settings and defaults),
 // request.go (a request's way), queue.go (admission), lease.go (what an
-// admitted request holds), target.go (the drain), forward.go (the upstream
-// transport), answer.go (the proxy's own answers), buffer.go and spool.go,
+// admitted request holds), target.go (the drain), forward.go (a target's
+// pools), exchange.go and upstream/ (the lean HTTP/1.1 path to the app),
+// answer.go (the proxy's own answers), buffer.go and spool.go,
 // upgrade.go, headers.go, prefix.go, accesslog.go, server.go and
 // listener.go (the client side), stats.go, windows.go, sampler.go,
 // connstate.go and report.go (the figures), static.go (files in front).

@@ -118,8 +118,13 @@ func (p *Proxy) admit(rec *recorder, r *http.Request, health bool) error {
 // then read and dropped) or the upstream connection is closed by a timeout.
 // A buffered answer is sent after the slot is released.
 func (p *Proxy) forward(rec *recorder, r *http.Request) error {
-	out := r.WithContext(&appContext{r.Context()})
-	if err := p.roundTrip(rec, out); err != nil {
+	var err error
+	if rec.target.lean() && !isUpgrade(r) {
+		err = p.exchange(rec, r)
+	} else {
+		err = p.roundTrip(rec, r.WithContext(&appContext{r.Context()}))
+	}
+	if err != nil {
 		return err
 	}
 	if !rec.buffering {

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
+
+	"github.com/switchyard/switchyard/internal/proxy/upstream"
 )
 
 // Target is one upstream: an app container's HTTP address and the number of
@@ -38,14 +41,17 @@ type Target struct {
 	// The upgraded connections open on the target (upgrade.go).
 	upgraded connSet[*upgradedConn]
 
-	rp      *httputil.ReverseProxy
-	tr      closeIdler
-	conns   upstreamConns // its connections to the app
+	up      *upstream.Pool         // the lean client's connections (exchange.go)
+	rp      *httputil.ReverseProxy // WebSocket handshakes (upgrade.go)
+	tr      *http.Transport        // rp's own, until a test puts another in rp
+	conns   upstreamConns          // its connections to the app, both kinds
 	stats   *Stats
 	windows *windowSet // sampled by the proxy's sampler
 }
 
-type closeIdler interface{ CloseIdleConnections() }
+// lean reports whether plain requests take the lean client: always, but in
+// tests that answer from memory through rp's Transport.
+func (t *Target) lean() bool { return t.rp.Transport == t.tr }
 
 // InFlight is the number of requests currently using the target.
 func (t *Target) InFlight() int64 { return t.inflight.Load() }
@@ -81,6 +87,7 @@ func (t *Target) WaitDrained(ctx context.Context) error {
 	select {
 	case <-t.drained:
 		t.tr.CloseIdleConnections()
+		t.up.Close()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -2,7 +2,9 @@ package proxy
 
 // Protocol upgrades pass through httputil.ReverseProxy, which hijacks the
 // client connection on the app's 101 and copies both ways until either side
-// closes.
+// closes. Only a WebSocket handshake takes that path (forward, request.go);
+// every other request takes the lean client (exchange.go), where a 101 the
+// request did not ask for is the app's error.
 //
 // A request is an upgrade only if it is a real one: HTTP/1.1, GET, a
 // Connection header naming "upgrade" and Upgrade: websocket (RFC 6455). Any

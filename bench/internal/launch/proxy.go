@@ -59,6 +59,9 @@ type Options struct {
 	// MaxConnections is HAProxy's global maxconn and switchyard's
 	// --max-connections; 0 means 2000, gunicorn-proxy's default.
 	MaxConnections int
+	// Env is added to switchyard's environment (e.g. SWITCHYARD_PPROF_ADDR
+	// for a BuildProfiled binary).
+	Env []string
 }
 
 func (o Options) maxConnections() int {
@@ -92,7 +95,7 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 			"--healthcheck-path", o.HealthPath,
 			"--log-address", cmp.Or(o.SwitchyardLog, g.Path("switchyard-access", ".log")),
 			"--max-connections", strconv.Itoa(o.maxConnections()),
-		}, nil)
+		}, o.Env)
 	case PlainProxy:
 		return g.Start(kind, addr, []string{bins.PlainProxy, "-listen", addr, "-upstream", o.Upstream}, nil)
 	case HAProxy:
