@@ -49,7 +49,8 @@ type Exchange struct {
 	// The body writer goroutine (for bodies not sent with the head).
 	writing  bool
 	wrote    chan error
-	writeErr error // the writer's, once waited for
+	sent     atomic.Bool // the body writer has written the whole body
+	writeErr error       // the writer's, once waited for
 	headMu   sync.Mutex
 	headDone bool // the final head is in: the writer must not set a deadline
 
@@ -196,9 +197,11 @@ func (x *Exchange) sendBody() error {
 	x.body.touched = true
 	x.writing = true
 	c, w := x.c, x.wrote
+	x.sent.Store(false)
 	go func() {
 		err := x.req.writeBody(c.bw, &x.body)
 		if err == nil {
+			x.sent.Store(true)
 			x.headerDeadline()
 		} else {
 			err = x.writeError(err)
@@ -375,12 +378,19 @@ func (x *Exchange) finish() {
 	c := x.c
 	reuse := x.keep && c.br.Buffered() == 0
 	if x.writing {
-		select {
-		case err := <-x.wrote:
+		switch {
+		case x.sent.Load():
+			// The whole body is out; the writer is only about to say so.
 			x.writing = false
-			reuse = reuse && err == nil
+			reuse = reuse && <-x.wrote == nil
 		default:
-			reuse = false // the app answered before it had the whole body
+			select {
+			case err := <-x.wrote:
+				x.writing = false
+				reuse = reuse && err == nil
+			default:
+				reuse = false // the app answered before it had the whole body
+			}
 		}
 	}
 	if !reuse {

@@ -108,6 +108,8 @@ type Pool struct {
 	closed bool
 
 	aliveIdle atomic.Int64 // the longest idle time (ns) at which a connection was found open
+
+	now func() time.Time // time.Now; tests move their own clock
 }
 
 // New makes a Pool with cfg's zero fields set to their defaults.
@@ -134,7 +136,7 @@ func New(cfg Config) *Pool {
 	if cfg.RiskyIdle <= 0 {
 		cfg.RiskyIdle = DefaultRiskyIdle
 	}
-	return &Pool{cfg: cfg}
+	return &Pool{cfg: cfg, now: time.Now}
 }
 
 // ErrClosed is the error of an exchange started on a closed Pool.
@@ -217,7 +219,7 @@ func (p *Pool) pop() (*conn, time.Duration, error) {
 	c := p.idle[n-1]
 	p.idle[n-1] = nil
 	p.idle = p.idle[:n-1]
-	return c, time.Since(c.idleAt), nil
+	return c, p.now().Sub(c.idleAt), nil
 }
 
 // pushBack returns an idle connection that was looked at and not used.
@@ -271,7 +273,7 @@ func (p *Pool) dial() (*conn, bool, error) {
 // put gives c back for reuse, or closes it when the pool is full or closed.
 // The oldest idle connection past the idle timeout is closed on the way.
 func (p *Pool) put(c *conn) {
-	c.idleAt = time.Now()
+	c.idleAt = p.now()
 	var stale *conn
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.cfg.MaxIdle {

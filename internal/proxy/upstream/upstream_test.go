@@ -196,22 +196,28 @@ func TestRiskyIdleLearns(t *testing.T) {
 	s := newServer(t, ok)
 	p := New(Config{Addr: s.ln.Addr().String()})
 	defer p.Close()
+	// Idle times come from the pool's clock, moved by hand: the thresholds
+	// are tens of milliseconds, and a busy machine's sleeps overshoot them.
+	var mu sync.Mutex
+	now := time.Now()
+	p.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sleep := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	post := func() {
 		t.Helper()
-		code, _, err := roundTrip(p, &Request{Method: "POST", Host: "h", Body: strings.NewReader("abc"), ContentLength: 3})
+		code, _, err := roundTrip(p, &Request{Method: "POST", Host: "h", Body: strings.NewReader("abc"), ContentLength: 3, Buffered: true})
 		if err != nil || code != 200 {
 			t.Fatalf("%d %v", code, err)
 		}
 	}
 	post()
-	time.Sleep(60 * time.Millisecond)
+	sleep(60 * time.Millisecond)
 	post() // 60 ms: past RiskyIdle, a new connection (the old one, probed open, goes back)
 	if n := s.accepted.Load(); n != 2 {
 		t.Fatalf("%d connections after an idle 60 ms, want 2", n)
 	}
-	time.Sleep(150 * time.Millisecond)
+	sleep(150 * time.Millisecond)
 	post() // 150 ms, found open: from now on up to 75 ms is fine
-	time.Sleep(60 * time.Millisecond)
+	sleep(60 * time.Millisecond)
 	post()
 	if n := s.accepted.Load(); n != 3 {
 		t.Fatalf("%d connections, want 3: the last POST should have reused one idle 60 ms", n)
