@@ -16,6 +16,7 @@ var (
 	errNoTarget        = errors.New("no active upstream")
 	errQueueTimeout    = errors.New("queue timeout")
 	errQueueFull       = errors.New("queue full")
+	errOverload        = errors.New("overload") // shed by the adaptive queue
 	errTooManyRequests = errors.New("too many requests in progress")
 	errTargetDown      = errors.New("target down")
 	errClientGone      = errors.New("client closed request")
@@ -75,6 +76,7 @@ var answers = []struct {
 	{errNoTarget, answer{http.StatusServiceUnavailable, "503 Service Unavailable: no app is running yet\n", true, false}},
 	{errQueueTimeout, answer{http.StatusServiceUnavailable, busyBody, true, false}},
 	{errQueueFull, answer{http.StatusServiceUnavailable, busyBody, true, false}},
+	{errOverload, answer{http.StatusServiceUnavailable, busyBody, true, false}},
 	{errTooManyRequests, answer{http.StatusServiceUnavailable, "503 Service Unavailable: too many requests in progress, retry shortly\n", true, false}},
 	{errBuffersFull, answer{http.StatusServiceUnavailable, "503 Service Unavailable: the proxy's buffers are full, retry shortly\n", true, true}},
 	{errTargetDown, answer{http.StatusBadGateway, "502 Bad Gateway: the app is not running\n", false, false}},

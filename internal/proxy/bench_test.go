@@ -176,11 +176,11 @@ func BenchmarkAdmission(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			t, err := p.adm.acquire(ctx, time.Second)
+			t, since, err := p.adm.acquire(ctx, time.Second)
 			if err != nil {
 				b.Fatal(err)
 			}
-			p.adm.release(t)
+			p.adm.release(t, since)
 		}
 	})
 }

@@ -94,10 +94,10 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	disc, _ := newDiscipline(cfg.Discipline) // validated
+	disc, _ := newDiscipline(cfg.Discipline, cfg.QueueTimeout) // validated
 	p := &Proxy{
 		cfg:  cfg,
-		adm:  admission{disc: disc, maxQueue: cfg.QueueSize},
+		adm:  admission{disc: disc, maxQueue: cfg.QueueSize, now: sm.now},
 		bufs: buffers{mem: budget{limit: cfg.BufferTotalMemory}, disk: budget{limit: cfg.BufferTotalDisk}},
 		fwd:  forwarded{trusted: cfg.TrustedProxies, scheme: cfg.Scheme, prefix: cfg.Prefix},
 		ids:  newRequestIDs(),

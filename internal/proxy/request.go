@@ -94,7 +94,7 @@ func (p *Proxy) admit(rec *recorder, r *http.Request, health bool) error {
 		rec.lease = lease{t: t, ref: true, health: &p.health.n}
 	} else {
 		queueStart := rec.e.start.Add(rec.e.read)
-		t, err := p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
+		t, since, err := p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
 		rec.e.queued = true
 		rec.e.queue = time.Since(queueStart)
 		switch {
@@ -103,7 +103,7 @@ func (p *Proxy) admit(rec *recorder, r *http.Request, health bool) error {
 		case err != nil:
 			return err
 		}
-		rec.lease = lease{adm: &p.adm, t: t, slot: true, ref: true}
+		rec.lease = lease{adm: &p.adm, t: t, slot: true, since: since, ref: true}
 	}
 	rec.target = rec.lease.t
 	rec.enter(phaseInApp)
