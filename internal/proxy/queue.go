@@ -109,13 +109,13 @@ func (a *admission) acquire(ctx context.Context, timeout time.Duration) (*Target
 // enter asks for a slot: granted at once (t), or queued (w, to wait on its
 // ready channel), or refused (err).
 func (a *admission) enter() (t *Target, w *waiter, now time.Time, err error) {
+	now = a.now() // outside the lock: it is short
 	a.mu.Lock()
 	t = a.active
 	if t == nil {
 		a.mu.Unlock()
 		return nil, nil, now, errNoTarget
 	}
-	now = a.now()
 	// Fast path: a free slot and nobody ahead of us.
 	free := t.busy < t.workers && a.waiters.n == 0
 	a.disc.arrive(now, t.workers, free)
@@ -165,8 +165,8 @@ func (a *admission) abandon(w *waiter, err error) error {
 // target goes straight to the next waiter; a slot of a replaced target just
 // frees up.
 func (a *admission) release(t *Target, since time.Time) {
-	a.mu.Lock()
 	now := a.now()
+	a.mu.Lock()
 	a.disc.done(now, now.Sub(since))
 	if a.handOver(t, now, false) {
 		a.mu.Unlock()
@@ -179,8 +179,9 @@ func (a *admission) release(t *Target, since time.Time) {
 
 // giveBack returns a slot that served no request.
 func (a *admission) giveBack(t *Target) {
+	now := a.now()
 	a.mu.Lock()
-	if a.handOver(t, a.now(), false) {
+	if a.handOver(t, now, false) {
 		a.mu.Unlock()
 		return
 	}
@@ -193,8 +194,8 @@ func (a *admission) giveBack(t *Target) {
 // reference (an upgraded connection), taken at since. The next waiter gets
 // the slot with a reference of its own.
 func (a *admission) releaseSlot(t *Target, since time.Time) {
-	a.mu.Lock()
 	now := a.now()
+	a.mu.Lock()
 	a.disc.done(now, now.Sub(since))
 	if !a.handOver(t, now, true) {
 		t.busy--

@@ -32,12 +32,12 @@ func (c *fakeClock) add(d time.Duration) {
 
 // Traffic the window tests record straight into a Stats.
 func recordOK(s *Stats) {
-	s.record(200, false, false, 100, 1000, time.Millisecond, 10*time.Millisecond, 12*time.Millisecond, true)
+	s.record(200, refusedNot, false, 100, 1000, time.Millisecond, 10*time.Millisecond, 12*time.Millisecond, true)
 }
 func recordShed(s *Stats) {
-	s.record(503, true, false, 100, 60, 2*time.Second, -1, 2*time.Second, true)
+	s.record(503, refusedQueueTimeout, false, 100, 60, 2*time.Second, -1, 2*time.Second, true)
 }
-func recordBad(s *Stats) { s.record(502, false, true, 100, 40, 0, -1, 3*time.Millisecond, true) }
+func recordBad(s *Stats) { s.record(502, refusedNot, true, 100, 40, 0, -1, 3*time.Millisecond, true) }
 
 type wantWindow struct {
 	seconds                float64
