@@ -92,9 +92,14 @@ type adaptiveTuning struct {
 	// evictOnShedOnly sheds waiters only at an arrival FIFO would shed,
 	// not at every arrival while overloaded.
 	evictOnShedOnly bool
-	// serviceWeight: the moving average of service times gives each new one
-	// 1/serviceWeight of the weight.
+	// serviceWeight and serviceClamp: the service time is a moving mean
+	// (capacity is workers ÷ mean service time), each new time weighing
+	// 1/serviceWeight and counted as at most serviceClamp times the mean so
+	// far, and at most the queue timeout: one streamed response holding
+	// its slot for minutes must not make every queue look overloaded (0:
+	// no clamp).
 	serviceWeight int
+	serviceClamp  float64
 }
 
 var defaultTuning = adaptiveTuning{
@@ -108,6 +113,7 @@ var defaultTuning = adaptiveTuning{
 	overloadAt:     1,
 	exitAt:         0.75,
 	serviceWeight:  16,
+	serviceClamp:   4,
 }
 
 func newAdaptive(timeout time.Duration) *adaptive {
@@ -239,12 +245,18 @@ func (a *adaptive) newestFirst(now time.Time, oldest *waiter) bool {
 }
 
 func (a *adaptive) done(_ time.Time, held time.Duration) {
+	held = max(held, time.Microsecond)
+	if a.tune.serviceClamp > 0 {
+		held = min(held, a.timeout)
+		if a.service > 0 {
+			held = min(held, time.Duration(a.tune.serviceClamp*float64(a.service)))
+		}
+	}
 	if a.service == 0 {
-		a.service = max(held, time.Microsecond)
+		a.service = held
 		return
 	}
-	a.service += (held - a.service) / time.Duration(a.tune.serviceWeight)
-	a.service = max(a.service, time.Microsecond)
+	a.service = max(a.service+(held-a.service)/time.Duration(a.tune.serviceWeight), time.Microsecond)
 }
 
 func (a *adaptive) state(now time.Time) QueueState {

@@ -326,3 +326,30 @@ func TestAbandonAfterGrantOrShed(t *testing.T) {
 		t.Fatalf("abandon after a shed: %v, want errOverload", err)
 	}
 }
+
+// The service time is a moving mean of how long slots are held, each time
+// counted as at most 4 × the mean so far and at most the queue timeout: one
+// streamed response holding its slot for ten minutes moves it by 3/16 at
+// most, and a first one by no more than the queue timeout.
+func TestAdaptiveServiceTime(t *testing.T) {
+	at := time.Unix(1_700_000_000, 0)
+	d := newAdaptive(3 * time.Second)
+	d.done(at, 10*time.Minute)
+	if d.service != 3*time.Second {
+		t.Fatalf("first sample of 10 min: service %v, want the queue timeout (3s)", d.service)
+	}
+	d = newAdaptive(3 * time.Second)
+	for range 50 {
+		d.done(at, 50*time.Millisecond)
+	}
+	d.done(at, 10*time.Minute)
+	if want := 50*time.Millisecond + 50*time.Millisecond*3/16; d.service > want {
+		t.Fatalf("after a 10 min stream: service %v, want at most %v", d.service, want)
+	}
+	for range 100 {
+		d.done(at, 100*time.Millisecond) // the app got slower: followed
+	}
+	if d.service < 99*time.Millisecond || d.service > 100*time.Millisecond {
+		t.Fatalf("after 100 requests of 100 ms: service %v", d.service)
+	}
+}

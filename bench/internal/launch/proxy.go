@@ -59,6 +59,9 @@ type Options struct {
 	// MaxConnections is HAProxy's global maxconn and switchyard's
 	// --max-connections; 0 means 2000, gunicorn-proxy's default.
 	MaxConnections int
+	// Discipline is switchyard's --queue-discipline (adaptive, fifo or
+	// lifo); empty leaves switchyard's default. The others ignore it.
+	Discipline string
 }
 
 func (o Options) maxConnections() int {
@@ -84,7 +87,7 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 			return nil, fmt.Errorf("%w: switchyard at %q: %v (build it: go build -o /tmp/switchyard ./cmd/switchyard)",
 				ErrUnavailable, bins.Switchyard, err)
 		}
-		return g.Start(kind, addr, []string{bins.Switchyard, "serve",
+		argv := []string{bins.Switchyard, "serve",
 			"--listen", addr,
 			"--upstream", o.Upstream,
 			"--workers", strconv.Itoa(max(o.Workers, 1)),
@@ -92,7 +95,11 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 			"--healthcheck-path", o.HealthPath,
 			"--log-address", cmp.Or(o.SwitchyardLog, g.Path("switchyard-access", ".log")),
 			"--max-connections", strconv.Itoa(o.maxConnections()),
-		}, nil)
+		}
+		if o.Discipline != "" {
+			argv = append(argv, "--queue-discipline", o.Discipline)
+		}
+		return g.Start(kind, addr, argv, nil)
 	case PlainProxy:
 		return g.Start(kind, addr, []string{bins.PlainProxy, "-listen", addr, "-upstream", o.Upstream}, nil)
 	case HAProxy:
