@@ -2,7 +2,8 @@
 // target (an app container) that admits at most the target's workers
 // requests at once, queues the rest and sheds them with a 503 once they have
 // waited the queue timeout, as HAProxy's maxconn and timeout queue do in
-// front of gunicorn.
+// front of gunicorn; or, with the adaptive discipline (the default), at once
+// when FIFO would be shedding, serving the newest instead (adaptive.go).
 //
 // That promise holds against any client: a request keeps its worker slot
 // until the app has finished it, even when its client left (lease.go);
@@ -23,7 +24,8 @@
 // The package knows nothing of Docker or S3: whoever manages containers
 // drives it through SetTarget, Target.WaitDrained and Target.SetDown. A
 // first page: ExampleProxy. The map: config.go (settings and defaults),
-// request.go (a request's way), queue.go (admission), lease.go (what an
+// request.go (a request's way), queue.go (admission), discipline.go and
+// adaptive.go (the queue's order, and whom it sheds early), lease.go (what an
 // admitted request holds), target.go (the drain), forward.go (the upstream
 // transport), answer.go (the proxy's own answers), buffer.go and spool.go,
 // upgrade.go, headers.go, prefix.go, accesslog.go, server.go and
