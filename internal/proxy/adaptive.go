@@ -2,38 +2,38 @@ package proxy
 
 import "time"
 
-// The adaptive discipline (the default) keeps the queue timeout's promise
-// of FIFO, that a request is served if it can be within the queue timeout,
-// while FIFO could keep it, and breaks it only when FIFO itself would be
-// shedding. It follows a twin: the FIFO queue the same requests would make,
-// reduced to one number, backlog, how long a request arriving now would wait
-// in it. Each request that would queue adds one service time of the app
-// divided by its workers; the twin's workers take it down by one second per
-// second. From the twin it knows:
+// The adaptive discipline (the default) serves every request that FIFO
+// would serve within the queue timeout, for as long as FIFO would, and
+// sheds early only once FIFO itself would be shedding. It follows a twin:
+// the FIFO queue the same requests would make, reduced to one number, the
+// backlog: how long a request arriving now would wait in it. Each request
+// that would wait adds one service time of the app divided by its workers;
+// the twin's workers take the backlog down by one second per second. From
+// the twin it knows:
 //
-//   - normal: the backlog is short, or shrinking. Waiters are served oldest
-//     first, as FIFO does: a burst is absorbed as FIFO absorbs it, in the
-//     same order once it drains, and under capacity nothing differs from
-//     FIFO at all.
-//   - queueing: the backlog is at least an interval (adaptiveInterval) and
-//     has grown over the last one. Waiters are served newest first, so that
-//     while it is still unknown whether this is a burst or the start of a
-//     sustained overload, the requests served are served fast; the older
-//     ones keep their place and are served oldest first as soon as the
-//     queue shrinks. Nobody is shed before the queue timeout, and a waiter
-//     whose queue timeout comes near (adaptiveMargin) is served before the
-//     newer ones: while FIFO would serve everyone, so does this.
-//   - overloaded: the backlog has reached the queue timeout, so FIFO would
-//     shed every request arriving now. Each such arrival sheds instead the
-//     oldest waiters beyond one per worker: the newest are served within
-//     about one service time, the rest get their 503 at once instead of
-//     after the whole queue timeout, and the app stays busy. The state ends
-//     when the backlog is back under three quarters of the queue timeout.
+//   - normal: the backlog is short (under an interval), or shrinking.
+//     Waiters are served oldest first, as FIFO serves them: under capacity
+//     nothing differs from FIFO, and a burst drains in FIFO's order.
+//   - queueing: the backlog is at least an interval and grew over the last
+//     one. Waiters are served newest first: while it is still unknown
+//     whether this is a burst or the start of a sustained overload, the
+//     requests served are served fast. The older ones keep their place and
+//     their timeout; they are served oldest first as soon as the queue
+//     drains (two long gaps between arrivals in a row, or the backlog
+//     shrinking), and a waiter whose timeout comes near is served before
+//     newer ones. Nobody is shed early.
+//   - overloaded: the backlog has reached the queue timeout: FIFO would
+//     shed every request arriving now. While it lasts, each arrival sheds
+//     the oldest waiters beyond one per worker: the newest are served
+//     within about one service time, the rest get their 503 at once rather
+//     than after the whole queue timeout, and the app stays busy. The state
+//     ends when the backlog falls under three quarters of the queue
+//     timeout.
 //
-// The only setting is the queue timeout; the app's service time is
+// The only setting is the queue timeout. The app's service time is
 // measured (how long a worker slot is held), and the rest derives from the
-// two. docs/queue.md says why each constant is what it is, with the
-// simulated and measured alternatives.
+// two (adaptiveTuning). docs/queue.md says why each constant is what it
+// is, with the simulated and measured alternatives.
 type adaptive struct {
 	timeout time.Duration // the queue timeout: the longest wait, FIFO's and ours
 	tune    adaptiveTuning
@@ -236,7 +236,7 @@ func (a *adaptive) pop(l *waitList, now time.Time) *waiter {
 }
 
 // newestFirst says whether the next slot goes to the newest waiter rather
-// than to oldest, the one waiting since its queue timeout is near.
+// than to the oldest; never when the oldest's queue timeout is near.
 func (a *adaptive) newestFirst(now time.Time, oldest *waiter) bool {
 	if m := a.margin(); m > 0 && now.Sub(oldest.enqueued) >= a.timeout-m {
 		return false
