@@ -113,9 +113,14 @@ func (sc scenario) sendTimes() []time.Duration {
 	var out []time.Duration
 	var start time.Duration
 	for _, ph := range sc.phases {
-		gap := time.Duration(float64(time.Second) / ph.rate)
-		for at := start; at < start+ph.d; at += gap {
-			out = append(out, at)
+		// From the index, not by adding up a gap rounded to nanoseconds:
+		// 90/s for 60 s is 5400 requests, not 5401.
+		for i := 0; ; i++ {
+			at := time.Duration(float64(i) * float64(time.Second) / ph.rate)
+			if at >= ph.d {
+				break
+			}
+			out = append(out, start+at)
 		}
 		start += ph.d
 	}

@@ -142,14 +142,14 @@ func (s *sim) push(at time.Duration, kind simEventKind, r *simRequest) {
 func (s *sim) schedule() {
 	var start time.Duration
 	for _, ph := range s.sc.phases {
-		gap := time.Duration(float64(time.Second) / ph.rate)
-		for at := start; at < start+ph.d; {
-			s.push(at, simArrive, &simRequest{arrive: at})
+		gap := float64(time.Second) / ph.rate
+		for i, at := 0, 0.0; at < float64(ph.d); i++ {
+			s.push(start+time.Duration(at), simArrive, &simRequest{arrive: start + time.Duration(at)})
 			s.res.sent++
 			if s.sc.poisson {
-				at += time.Duration(s.rng.ExpFloat64() * float64(gap))
+				at += s.rng.ExpFloat64() * gap
 			} else {
-				at += gap
+				at = float64(i+1) * gap // from the index: no rounding adds up
 			}
 		}
 		start += ph.d
