@@ -56,6 +56,9 @@ func checkWindow(t *testing.T, name string, got Window, want wantWindow) {
 	if !maps.Equal(got.Codes, want.codes) {
 		t.Errorf("%s: codes %v, want %v", name, got.Codes, want.codes)
 	}
+	if got.ShedReasons != (ShedReasons{QueueTimeout: want.shed}) { // recordShed's reason
+		t.Errorf("%s: shed reasons %+v, want %d queue timeouts", name, got.ShedReasons, want.shed)
+	}
 	if want.seconds > 0 {
 		if rps := float64(want.requests) / want.seconds; got.RPS < rps-0.001 || got.RPS > rps+0.001 {
 			t.Errorf("%s: rps %v, want %.3f", name, got.RPS, rps)
