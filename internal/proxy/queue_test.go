@@ -86,6 +86,7 @@ func TestQueueOrder(t *testing.T) {
 	}{
 		{DisciplineFIFO, "1,2,3,4,5"},
 		{DisciplineLIFO, "5,4,3,2,1"},
+		{DisciplineAdaptive, "1,2,3,4,5"}, // a short queue: FIFO
 	}
 	for _, tt := range tests {
 		t.Run(tt.discipline, func(t *testing.T) {
