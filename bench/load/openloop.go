@@ -35,18 +35,18 @@ func newClient(maxConns int, timeout time.Duration) *http.Client {
 	}
 }
 
-// openLoop sends n GETs to url, the i-th at start + i/rate whatever happened
-// to the earlier ones (no coordinated omission: a slow answer does not delay
-// the next send, and latency is measured from the scheduled time), each in its
-// own goroutine. It returns when every request has finished or timed out, and
-// the time that took from start.
-func openLoop(ctx context.Context, client *http.Client, url string, rate float64, n int, start time.Time) ([]outcome, time.Duration) {
-	out := make([]outcome, n)
+// openLoop sends a GET to url at start + each of at, whatever happened to
+// the earlier ones (no coordinated omission: a slow answer does not delay
+// the next send, and latency is measured from the scheduled time), each in
+// its own goroutine. It returns when every request has finished or timed
+// out, and the time that took from start.
+func openLoop(ctx context.Context, client *http.Client, url string, at []time.Duration, start time.Time) ([]outcome, time.Duration) {
+	out := make([]outcome, len(at))
+	n := len(at)
 	var wg sync.WaitGroup
-	interval := time.Duration(float64(time.Second) / rate)
-	for i := 0; i < n; i++ { // bounded by n
-		at := start.Add(time.Duration(i) * interval)
-		if d := time.Until(at); d > 0 {
+	for i := 0; i < n; i++ { // bounded by len(at)
+		when := start.Add(at[i])
+		if d := time.Until(when); d > 0 {
 			select {
 			case <-ctx.Done():
 				n = i
@@ -59,7 +59,7 @@ func openLoop(ctx context.Context, client *http.Client, url string, rate float64
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = do(ctx, client, url, at)
+			out[i] = do(ctx, client, url, when)
 		}()
 	}
 	wg.Wait() // each request is bounded by the client's timeout

@@ -10,12 +10,13 @@ import (
 
 // Row is one proxy × scenario result.
 type Row struct {
-	Proxy    string  `json:"proxy"`
-	Scenario string  `json:"scenario"`
-	Offered  float64 `json:"offered_rps"` // configured send rate
-	Sent     int     `json:"sent"`
-	Wall     float64 `json:"wall_s"`      // first scheduled send to last answer (drain included)
-	Goodput  float64 `json:"goodput_rps"` // 200s / Wall
+	Proxy          string  `json:"proxy"`
+	Scenario       string  `json:"scenario"`
+	Schedule       string  `json:"schedule"` // RATE[/DURATION]+…, as -scenarios says
+	QueueTimeoutMs int64   `json:"queue_timeout_ms"`
+	Sent           int     `json:"sent"`
+	Wall           float64 `json:"wall_s"`      // first scheduled send to last answer (drain included)
+	Goodput        float64 `json:"goodput_rps"` // 200s / Wall
 
 	OK    int     `json:"ok"`
 	OKP50 float64 `json:"ok_p50_ms"`

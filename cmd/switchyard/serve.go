@@ -69,7 +69,7 @@ func serveSettings(c *serveConfig) *settings {
 	s.integer(&c.maxConns, "max-connections", []string{"SWITCHYARD_MAX_CONNECTIONS", "MAX_CONNECTIONS"}, strconv.Itoa(proxy.DefaultMaxConnections), "concurrent client connections; past it new ones get a quick 503 and are closed", 1)
 	s.duration(&c.queueTimeout, "queue-timeout", []string{"SWITCHYARD_QUEUE_TIMEOUT", "QUEUE_TIMEOUT"}, durationText(proxy.DefaultQueueTimeout), "how long a request waits for a worker before a 503 (bare number: milliseconds)")
 	s.integer(&c.queueSize, "queue-size", []string{"SWITCHYARD_QUEUE_SIZE"}, strconv.Itoa(proxy.DefaultQueueSize), "most requests waiting at once; past it a 503 at once", 1)
-	s.str(&c.discipline, "queue-discipline", []string{"SWITCHYARD_QUEUE_DISCIPLINE"}, proxy.DisciplineFIFO, "order of the queue: fifo or lifo")
+	s.str(&c.discipline, "queue-discipline", []string{"SWITCHYARD_QUEUE_DISCIPLINE"}, proxy.DefaultDiscipline, "adaptive (FIFO until FIFO would shed, then the newest served and the oldest shed at once), fifo (HAProxy's) or lifo; see docs/queue.md")
 	s.str(&c.healthPath, "healthcheck-path", []string{"SWITCHYARD_HEALTHCHECK_PATH", "HEALTHCHECK_PATH"}, proxy.DefaultHealthPath, "path whose GET and HEAD requests skip the queue (at most two at once)")
 	s.str(&c.scheme, "scheme", []string{"SWITCHYARD_SCHEME", "SCHEME"}, "", "X-Forwarded-Proto to send (http or https); default: the connection's")
 	s.add("trusted-proxies", []string{"SWITCHYARD_TRUSTED_PROXIES", "TRUSTED_PROXIES"}, "", "comma-separated CIDRs whose X-Forwarded-* headers are kept and appended to", func(v string) error {

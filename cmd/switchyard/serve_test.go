@@ -26,7 +26,7 @@ func TestParseServe(t *testing.T) {
 		{"defaults", []string{"--upstream", "127.0.0.1:9000"}, nil, func(t *testing.T, c *serveConfig) {
 			if c.maxConns != 2000 || c.queueTimeout != 3*time.Second || c.healthPath != "/healthcheck" ||
 				c.logAddress != "stdout" || c.logFormat != "text" || c.workers != 1 || c.listen != ":8000" ||
-				c.apiAddr != "127.0.0.1:8001" || c.configs != "./configs" || c.discipline != "fifo" {
+				c.apiAddr != "127.0.0.1:8001" || c.configs != "./configs" || c.discipline != proxy.DisciplineAdaptive {
 				t.Fatalf("defaults: %+v", c)
 			}
 		}},
@@ -92,6 +92,7 @@ func TestParseServeErrors(t *testing.T) {
 		{"unknown flag", []string{"--wokers", "3"}, nil, "--wokers"},
 		{"bad max connections", nil, []string{"MAX_CONNECTIONS=0"}, "MAX_CONNECTIONS"},
 		{"bad scheme", []string{"a:1"}, []string{"SCHEME=ftp"}, "scheme"},
+		{"bad queue discipline", []string{"--queue-discipline", "codel", "a:1"}, nil, `--queue-discipline: queue discipline "codel": want adaptive, fifo or lifo`},
 		{"relative health path", []string{"a:1"}, []string{"HEALTHCHECK_PATH=up"}, "healthcheck-path"},
 		{"bad log format", []string{"a:1", "--log-format", "%Q"}, nil, "log-format"},
 		{"bad upstream", []string{"--upstream", "nohostport"}, nil, "upstream"},

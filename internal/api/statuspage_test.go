@@ -177,6 +177,15 @@ func pageShed(n int64) uint64     { return uint64(10 * n) }
 func pageQueued(n int64) int      { return int(3 + n) }
 func pageP99(n int64) float64     { return 120 + float64(n) }
 
+// pageQueue is overloaded from the second poll on, for 2 s more at each.
+func pageQueue(n int64) proxy.QueueState {
+	q := proxy.QueueState{Discipline: proxy.DisciplineAdaptive, State: proxy.StateNormal, TimeoutMs: 3000, EffectiveTimeoutMs: 3000}
+	if n >= 2 {
+		q.State, q.EffectiveTimeoutMs, q.OverloadedSeconds, q.Overloads = proxy.StateOverloaded, 30, float64(2*(n-1)), 1
+	}
+	return q
+}
+
 func pageStatus(n int64) manager.Status {
 	started := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	active := manager.ContainerInfo{ID: pageActiveID, Name: "shop-5e1ec7ed", Image: "registry.local/shop:1.4.2",
@@ -190,9 +199,10 @@ func pageStatus(n int64) manager.Status {
 		Started: started, Uptime: time.Duration(n) * 2 * time.Second,
 		Proxy: manager.ProxyStatus{
 			Snapshot: proxy.Snapshot{Requests: pageRequests(n), Shed: pageShed(n), Failed: uint64(2 * n),
-				BytesIn: uint64(4096 * n), BytesOut: uint64(1 << 20 * n),
+				ShedReasons: proxy.ShedReasons{QueueTimeout: uint64(4 * n), Overload: uint64(6 * n), NoApp: 3},
+				BytesIn:     uint64(4096 * n), BytesOut: uint64(1 << 20 * n),
 				Codes: map[int]uint64{200: uint64(900 + 450*n), 301: uint64(50 + 20*n), 404: uint64(40 + 20*n), 502: uint64(10 + 10*n)}},
-			InFlight: 7, Queued: pageQueued(n),
+			InFlight: 7, Queued: pageQueued(n), Queue: pageQueue(n),
 			Latency: map[string]manager.Percentiles{
 				"total": {P50: 10 + float64(n), P90: 40 + float64(n), P99: pageP99(n), Max: 900, N: pageRequests(n)},
 			},
@@ -317,6 +327,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 		{`data-field="codes-2xx"`, float64(900 + 450*n)},
 		{`data-field="codes-5xx"`, float64(10 + 10*n)},
 		{`id="active-requests"`, float64(pageRequests(n) - 200)},
+		{`id="queue-timeout"`, 30},
+		{`data-field="shed-queue_timeout"`, float64(4 * n)},
+		{`data-field="shed-overload"`, float64(6 * n)},
+		{`data-field="shed-no_app"`, 3},
+		{`data-field="overloaded"`, float64(2 * (n - 1))},
 	}
 	for _, c := range checks {
 		if got := domNumber(t, dom, c.attr); math.Abs(got-c.want) > 1e-6 {
@@ -328,6 +343,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	if v, text := domElement(t, dom, `id="active-id"`); text != pageActiveID[:12] || v != pageActiveID {
 		t.Errorf("#active-id %q (data-value %q), want %s", text, v, pageActiveID[:12])
+	}
+	if _, text := domElement(t, dom, `id="queue-state"`); text != "overloaded" {
+		t.Errorf("#queue-state %q, want overloaded", text)
 	}
 	if _, text := domElement(t, dom, `id="active-health"`); text != "healthy" {
 		t.Errorf("#active-health %q, want healthy", text)
@@ -344,6 +362,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		`class="line s-rps" d="M`,
 		`class="line s-p99" d="M`,
 		`class="area s-2xx" d="M`,
+		`<rect class="band-over" x="`, // the overloaded polls shaded on the latency chart
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the DOM lacks %s", want)

@@ -44,7 +44,7 @@ func (m *Manager) Status() Status {
 	rep := m.o.Proxy.Report()
 	st.Proxy = ProxyStatus{Snapshot: ps.Snapshot(), Queued: m.o.Proxy.Queued(), Latency: map[string]Percentiles{
 		"queue": percentiles(&ps.Queue), "app": percentiles(&ps.App), "total": percentiles(&ps.Total),
-	}, Windows: rep.Windows, Connections: rep.Connections}
+	}, Windows: rep.Windows, Connections: rep.Connections, Queue: rep.Queue}
 	if t := m.o.Proxy.Active(); t != nil {
 		st.Proxy.InFlight = t.InFlight()
 	}

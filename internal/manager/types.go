@@ -85,6 +85,9 @@ type ProxyStatus struct {
 	Windows proxy.WindowReport `json:"windows"`
 	// Connections are the client connections by state.
 	Connections proxy.ConnStates `json:"connections"`
+	// Queue is the admission queue's discipline and state: normal,
+	// queueing or overloaded, its effective timeout, time overloaded.
+	Queue proxy.QueueState `json:"queue"`
 }
 
 // Percentiles of a latency histogram, in milliseconds.

@@ -44,6 +44,8 @@ type collector struct {
 	requests, shed, failed, bytesIn, bytesOut, duration   *prometheus.Desc
 	inFlight, queued, ctrRequests, ctrInFlight, ctrHealth *prometheus.Desc
 	activeInfo, healthy, deploys, deployDuration, uptime  *prometheus.Desc
+	refused, overloaded, overloadedSecs, effTimeout       *prometheus.Desc
+	backlog                                               *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -53,7 +55,12 @@ func newCollector(src Source) *collector {
 	return &collector{
 		src:            src,
 		requests:       d("requests_total", "Requests answered by the proxy, by status code class.", "code_class"),
-		shed:           d("shed_total", "Requests answered 503 because they waited the queue timeout or the queue was full."),
+		shed:           d("shed_total", "Requests answered 503 for want of capacity (every reason of switchyard_refused_total but no_app)."),
+		refused:        d("refused_total", "Requests the proxy answered with its own 503, by reason: queue_timeout, overload (shed at once by the adaptive queue), queue_full, limits (the proxy's buffers or HTTP/2 streams), no_app (no app running; not shed).", "reason"),
+		overloaded:     d("queue_overloaded", "1 while the adaptive queue is overloaded: FIFO would be shedding, so the oldest waiters are shed at once and the newest served."),
+		overloadedSecs: d("queue_overloaded_seconds_total", "Time the adaptive queue spent overloaded."),
+		effTimeout:     d("queue_effective_timeout_seconds", "About the longest a request waits for a worker now: the queue timeout, or about one service time of the app while overloaded."),
+		backlog:        d("queue_backlog_seconds", "How long a request arriving now would wait in a FIFO queue (the adaptive queue's overload signal; 0 for fifo and lifo)."),
 		failed:         d("upstream_failures_total", "Requests the proxy answered 502 or 504 because the app did not."),
 		bytesIn:        d("received_bytes_total", "Bytes received from clients."),
 		bytesOut:       d("sent_bytes_total", "Response body bytes sent to clients."),
@@ -73,7 +80,8 @@ func newCollector(src Source) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.shed, c.failed, c.bytesIn, c.bytesOut, c.duration, c.inFlight,
-		c.queued, c.ctrRequests, c.ctrInFlight, c.ctrHealth, c.activeInfo, c.healthy, c.deploys, c.deployDuration, c.uptime} {
+		c.queued, c.ctrRequests, c.ctrInFlight, c.ctrHealth, c.activeInfo, c.healthy, c.deploys, c.deployDuration, c.uptime,
+		c.refused, c.overloaded, c.overloadedSecs, c.effTimeout, c.backlog} {
 		ch <- d
 	}
 }
@@ -99,6 +107,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(inFlight))
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(p.Queued()))
+	c.collectQueue(ch, snap.ShedReasons, p.QueueState())
 	if c.src.Manager != nil {
 		c.collectManager(ch)
 	}
@@ -136,6 +145,18 @@ func (c *collector) collectManager(ch chan<- prometheus.Metric) {
 		count, sum, buckets := promBuckets(h)
 		ch <- prometheus.MustNewConstHistogram(c.deployDuration, count, sum, buckets, action)
 	}
+}
+
+// collectQueue reports why requests were refused and the queue's state.
+func (c *collector) collectQueue(ch chan<- prometheus.Metric, r proxy.ShedReasons, q proxy.QueueState) {
+	for reason, n := range map[string]uint64{"queue_timeout": r.QueueTimeout, "overload": r.Overload,
+		"queue_full": r.QueueFull, "limits": r.Limits, "no_app": r.NoApp} {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(c.overloaded, prometheus.GaugeValue, boolf(q.State == proxy.StateOverloaded))
+	ch <- prometheus.MustNewConstMetric(c.overloadedSecs, prometheus.CounterValue, q.OverloadedSeconds)
+	ch <- prometheus.MustNewConstMetric(c.effTimeout, prometheus.GaugeValue, q.EffectiveTimeoutMs/1000)
+	ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, q.BacklogMs/1000)
 }
 
 // promBuckets turns the proxy's histogram into Prometheus' cumulative

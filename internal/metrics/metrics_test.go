@@ -46,8 +46,9 @@ func get(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-// The counters match traffic whose mix is known: 70 × 200, 20 × 503 shed
-// by queue timeout, 10 × 502 from a target that refuses connections.
+// The counters match traffic whose mix is known: 5 × 503 before any app
+// runs (refused, not shed), 70 × 200, 20 × 503 shed by queue timeout, 10 ×
+// 502 from a target that refuses connections.
 func TestMetricsKnownMix(t *testing.T) {
 	hold := make(chan struct{})
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +65,11 @@ func TestMetricsKnownMix(t *testing.T) {
 	front := httptest.NewServer(p)
 	defer front.Close()
 
+	for i := 0; i < 5; i++ {
+		if c := get(t, front.URL+"/"); c != 503 {
+			t.Fatalf("status %d without an app, want 503", c)
+		}
+	}
 	p.SetTarget("app", app.Listener.Addr().String(), 1)
 	for i := 0; i < 70; i++ {
 		if c := get(t, front.URL+"/"); c != 200 {
@@ -95,12 +101,17 @@ func TestMetricsKnownMix(t *testing.T) {
 
 	fams := scrape(t, Handler(Source{Proxy: p, Manager: fakeManager{}}))
 	want := map[string]float64{
-		`switchyard_requests_total{code_class="2xx"}`: 71,
-		`switchyard_requests_total{code_class="5xx"}`: 30,
-		`switchyard_shed_total`:                       20,
-		`switchyard_upstream_failures_total`:          10,
-		`switchyard_queued_requests`:                  0,
-		`switchyard_healthy`:                          1,
+		`switchyard_requests_total{code_class="2xx"}`:      71,
+		`switchyard_requests_total{code_class="5xx"}`:      35,
+		`switchyard_shed_total`:                            20,
+		`switchyard_refused_total{reason="queue_timeout"}`: 20,
+		`switchyard_refused_total{reason="no_app"}`:        5,
+		`switchyard_refused_total{reason="overload"}`:      0,
+		`switchyard_queue_overloaded`:                      0,
+		`switchyard_queue_effective_timeout_seconds`:       0.02,
+		`switchyard_upstream_failures_total`:               10,
+		`switchyard_queued_requests`:                       0,
+		`switchyard_healthy`:                               1,
 		`switchyard_active_container_info{config="feedfacecafe",container="0123456789ab",image="shop:v2"}`:     1,
 		`switchyard_container_requests_total{code_class="5xx",config="feedfacecafe",container="0123456789ab"}`: 1,
 		`switchyard_deployments_total{action="launch",result="error"}`:                                         1,
@@ -112,8 +123,8 @@ func TestMetricsKnownMix(t *testing.T) {
 		}
 	}
 	h := promHistogram(t, fams, "switchyard_request_duration_seconds", "total")
-	if h.GetSampleCount() != 101 {
-		t.Errorf("total duration count %d, want 101", h.GetSampleCount())
+	if h.GetSampleCount() != 106 {
+		t.Errorf("total duration count %d, want 106", h.GetSampleCount())
 	}
 	// The shed requests waited ≥ 20 ms in the queue: none under 10 ms.
 	q := promHistogram(t, fams, "switchyard_request_duration_seconds", "queue")

@@ -8,14 +8,15 @@ import (
 	"net/http"
 )
 
-// Why the proxy answers a request itself. Every refusal and failure on the
+// Why the proxy answers a request itself. Every refusalKind and failure on the
 // request path is one of these errors, wrapped with detail where that helps
 // the log, and answers maps it to the response: one table, in one place.
 var (
 	errOutsidePrefix   = errors.New("outside the prefix")
-	errNoTarget        = errors.New("no active upstream")
+	errNoTarget        = errors.New("no app")
 	errQueueTimeout    = errors.New("queue timeout")
 	errQueueFull       = errors.New("queue full")
+	errOverload        = errors.New("overload") // shed by the adaptive queue
 	errTooManyRequests = errors.New("too many requests in progress")
 	errTargetDown      = errors.New("target down")
 	errClientGone      = errors.New("client closed request")
@@ -58,9 +59,10 @@ func (e *bufferError) Is(target error) bool { return target == errBufferFailed }
 // answer is the proxy's own response to a failed request.
 type answer struct {
 	status int
-	body   string // "": none (499: nobody is listening; 404: the proxy's own)
-	retry  bool   // Retry-After: 1
-	close  bool   // Connection: close (the request body was not read whole)
+	body   string      // "": none (499: nobody is listening; 404: the proxy's own)
+	retry  bool        // Retry-After: 1
+	close  bool        // Connection: close (the request body was not read whole)
+	why    refusalKind // a 503 of the proxy's own: why (stats.go)
 }
 
 const busyBody = "503 Service Unavailable: the app is busy, retry shortly\n"
@@ -72,23 +74,24 @@ var answers = []struct {
 }{
 	{errClientGone, answer{status: statusClientClosed}},
 	{errOutsidePrefix, answer{status: http.StatusNotFound}},
-	{errNoTarget, answer{http.StatusServiceUnavailable, "503 Service Unavailable: no app is running yet\n", true, false}},
-	{errQueueTimeout, answer{http.StatusServiceUnavailable, busyBody, true, false}},
-	{errQueueFull, answer{http.StatusServiceUnavailable, busyBody, true, false}},
-	{errTooManyRequests, answer{http.StatusServiceUnavailable, "503 Service Unavailable: too many requests in progress, retry shortly\n", true, false}},
-	{errBuffersFull, answer{http.StatusServiceUnavailable, "503 Service Unavailable: the proxy's buffers are full, retry shortly\n", true, true}},
-	{errTargetDown, answer{http.StatusBadGateway, "502 Bad Gateway: the app is not running\n", false, false}},
-	{errBodyTooLarge, answer{http.StatusRequestEntityTooLarge, "413 Request Entity Too Large: the request body is over the limit\n", false, true}},
-	{errBodyTimeout, answer{http.StatusRequestTimeout, "408 Request Timeout: the request body stalled\n", false, true}},
-	{errBadBody, answer{http.StatusBadRequest, "400 Bad Request: the request body could not be read\n", false, true}},
-	{errBufferFailed, answer{http.StatusInternalServerError, "500 Internal Server Error: the proxy could not buffer the body\n", false, true}},
-	{errUpstreamTimeout, answer{http.StatusGatewayTimeout, "504 Gateway Timeout: the app did not answer in time\n", false, false}},
-	{errUpstreamBroken, answer{http.StatusBadGateway, "502 Bad Gateway: the app's response broke off\n", false, false}},
+	{errNoTarget, answer{http.StatusServiceUnavailable, "503 Service Unavailable: no app is running yet\n", true, false, refusedNoApp}},
+	{errQueueTimeout, answer{http.StatusServiceUnavailable, busyBody, true, false, refusedQueueTimeout}},
+	{errQueueFull, answer{http.StatusServiceUnavailable, busyBody, true, false, refusedQueueFull}},
+	{errOverload, answer{http.StatusServiceUnavailable, busyBody, true, false, refusedOverload}},
+	{errTooManyRequests, answer{http.StatusServiceUnavailable, "503 Service Unavailable: too many requests in progress, retry shortly\n", true, false, refusedLimits}},
+	{errBuffersFull, answer{http.StatusServiceUnavailable, "503 Service Unavailable: the proxy's buffers are full, retry shortly\n", true, true, refusedLimits}},
+	{errTargetDown, answer{http.StatusBadGateway, "502 Bad Gateway: the app is not running\n", false, false, refusedNot}},
+	{errBodyTooLarge, answer{http.StatusRequestEntityTooLarge, "413 Request Entity Too Large: the request body is over the limit\n", false, true, refusedNot}},
+	{errBodyTimeout, answer{http.StatusRequestTimeout, "408 Request Timeout: the request body stalled\n", false, true, refusedNot}},
+	{errBadBody, answer{http.StatusBadRequest, "400 Bad Request: the request body could not be read\n", false, true, refusedNot}},
+	{errBufferFailed, answer{http.StatusInternalServerError, "500 Internal Server Error: the proxy could not buffer the body\n", false, true, refusedNot}},
+	{errUpstreamTimeout, answer{http.StatusGatewayTimeout, "504 Gateway Timeout: the app did not answer in time\n", false, false, refusedNot}},
+	{errUpstreamBroken, answer{http.StatusBadGateway, "502 Bad Gateway: the app's response broke off\n", false, false, refusedNot}},
 }
 
 // upstreamAnswer is for every other error: the app could not be asked or
 // did not answer.
-var upstreamAnswer = answer{http.StatusBadGateway, "502 Bad Gateway: the app did not answer\n", false, false}
+var upstreamAnswer = answer{http.StatusBadGateway, "502 Bad Gateway: the app did not answer\n", false, false, refusedNot}
 
 func answerFor(err error) answer {
 	for _, a := range answers {
@@ -103,6 +106,7 @@ func answerFor(err error) answer {
 // the end, and records why.
 func (p *Proxy) answer(rec *recorder, err error) {
 	a := answerFor(err)
+	rec.why = a.why
 	if a.status == statusClientClosed || rec.up != nil {
 		// Nobody is listening, or the connection is no longer HTTP (a
 		// protocol switch failed after the hijack): record it, write nothing.

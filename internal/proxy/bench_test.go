@@ -124,8 +124,8 @@ func BenchmarkStatsRecord(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			ps.record(200, false, false, 120, 5120, time.Millisecond, 30*time.Millisecond, 33*time.Millisecond, true)
-			ts.record(200, false, false, 120, 5120, time.Millisecond, 30*time.Millisecond, 33*time.Millisecond, true)
+			ps.record(200, refusedNot, false, 120, 5120, time.Millisecond, 30*time.Millisecond, 33*time.Millisecond, true)
+			ts.record(200, refusedNot, false, 120, 5120, time.Millisecond, 30*time.Millisecond, 33*time.Millisecond, true)
 		}
 	})
 }
@@ -159,7 +159,7 @@ func BenchmarkWindowsReport(b *testing.B) {
 func fillStats(s *Stats) {
 	for d := 50 * time.Microsecond; d < 5*time.Second; d = d * 11 / 10 {
 		for _, code := range []int{200, 201, 304, 404, 499, 502, 503} {
-			s.record(code, code == 503, code == 502, 100, 1000, d/4, d/2, d, true)
+			s.record(code, shedIf(code == 503), code == 502, 100, 1000, d/4, d/2, d, true)
 		}
 	}
 }
@@ -176,11 +176,11 @@ func BenchmarkAdmission(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			t, err := p.adm.acquire(ctx, time.Second)
+			t, since, err := p.adm.acquire(ctx, time.Second)
 			if err != nil {
 				b.Fatal(err)
 			}
-			p.adm.release(t)
+			p.adm.release(t, since)
 		}
 	})
 }
@@ -262,3 +262,10 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+func shedIf(b bool) refusalKind {
+	if b {
+		return refusedQueueTimeout
+	}
+	return refusedNot
+}

@@ -28,6 +28,10 @@ const (
 	// app doing 333 requests/s, more than the sync-worker apps the proxy
 	// fronts; the ones past it would wait only to be shed.
 	DefaultQueueSize = 1000
+	// DefaultDiscipline is the adaptive queue: FIFO while the app keeps
+	// up and during a burst FIFO would absorb, the newest served and the
+	// oldest shed at once when FIFO would be shedding (docs/queue.md).
+	DefaultDiscipline = DisciplineAdaptive
 	// DefaultHealthPath is the path whose requests skip the queue.
 	DefaultHealthPath = "/healthcheck"
 	// DefaultHealthInFlight is the most health-path requests that skip the
@@ -94,7 +98,10 @@ type Config struct {
 	// QueueSize caps the number of waiting requests; past it a request gets
 	// a 503 at once. Default DefaultQueueSize.
 	QueueSize int
-	// Discipline orders the queue: DisciplineFIFO (default) or DisciplineLIFO.
+	// Discipline orders the queue and decides whom to shed before the
+	// queue timeout: DisciplineAdaptive, DisciplineFIFO (HAProxy's
+	// behaviour exactly) or DisciplineLIFO; see docs/queue.md. Default
+	// DefaultDiscipline.
 	Discipline string
 	// HealthPath is the path whose GET and HEAD requests skip the queue
 	// (at most HealthInFlight at once). Default DefaultHealthPath.
@@ -203,7 +210,7 @@ func (c *Config) checkQueue() error {
 	if c.HTTP2MaxStreams < 0 {
 		return fmt.Errorf("HTTP/2 max streams %d: must be positive", c.HTTP2MaxStreams)
 	}
-	_, err := newDiscipline(c.Discipline)
+	_, err := newDiscipline(c.Discipline, c.QueueTimeout)
 	return err
 }
 
@@ -259,6 +266,7 @@ func (c *Config) checkBuffering() error {
 func (c Config) withDefaults() Config {
 	orDefault(&c.QueueTimeout, DefaultQueueTimeout)
 	orDefault(&c.QueueSize, DefaultQueueSize)
+	orDefault(&c.Discipline, DefaultDiscipline)
 	orDefault(&c.HealthPath, DefaultHealthPath)
 	orDefault(&c.HealthInFlight, DefaultHealthInFlight)
 	orDefault(&c.ConnectTimeout, DefaultConnectTimeout)

@@ -1,6 +1,9 @@
 package proxy
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // lease is what an admitted request holds on its target: a worker slot and
 // an in-flight reference (the queued path), or the reference alone (the
@@ -18,6 +21,7 @@ type lease struct {
 	adm    *admission
 	t      *Target
 	slot   bool          // holds one of t's worker slots
+	since  time.Time     // when it got the slot
 	ref    bool          // holds an in-flight reference on t
 	health *atomic.Int32 // set: counted among the health-path bypasses
 }
@@ -28,7 +32,7 @@ type lease struct {
 func (l *lease) upgraded() {
 	if l.slot {
 		l.slot = false
-		l.adm.releaseSlot(l.t)
+		l.adm.releaseSlot(l.t, l.since)
 	}
 }
 
@@ -36,7 +40,7 @@ func (l *lease) upgraded() {
 func (l *lease) release() {
 	switch {
 	case l.slot:
-		l.adm.release(l.t) // the slot and the reference, together
+		l.adm.release(l.t, l.since) // the slot and the reference, together
 	case l.ref:
 		l.t.release()
 	}

@@ -182,7 +182,7 @@ func TestWebSocketHandshakeQueues(t *testing.T) {
 		t.Fatalf("an upgraded WebSocket holds %d worker slots", n)
 	}
 	// Take the only worker (as a request would), then dial.
-	held, err := p.adm.acquire(context.Background(), time.Second)
+	held, since, err := p.adm.acquire(context.Background(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestWebSocketHandshakeQueues(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, "the handshake to queue", func() bool { return p.Queued() == 1 })
-	p.adm.release(held)
+	p.adm.release(held, since)
 	if err := <-done; err != nil {
 		t.Fatalf("handshake after the worker came free: %v", err)
 	}

@@ -2,7 +2,8 @@
 // target (an app container) that admits at most the target's workers
 // requests at once, queues the rest and sheds them with a 503 once they have
 // waited the queue timeout, as HAProxy's maxconn and timeout queue do in
-// front of gunicorn.
+// front of gunicorn; or, with the adaptive discipline (the default), at once
+// when FIFO would be shedding, serving the newest instead (adaptive.go).
 //
 // That promise holds against any client: a request keeps its worker slot
 // until the app has finished it, even when its client left (lease.go);
@@ -23,7 +24,8 @@
 // The package knows nothing of Docker or S3: whoever manages containers
 // drives it through SetTarget, Target.WaitDrained and Target.SetDown. A
 // first page: ExampleProxy. The map: config.go (settings and defaults),
-// request.go (a request's way), queue.go (admission), lease.go (what an
+// request.go (a request's way), queue.go (admission), discipline.go and
+// adaptive.go (the queue's order, and whom it sheds early), lease.go (what an
 // admitted request holds), target.go (the drain), forward.go (a target's
 // pools), exchange.go and upstream/ (the lean HTTP/1.1 path to the app),
 // answer.go (the proxy's own answers), buffer.go and spool.go,
@@ -95,10 +97,10 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	disc, _ := newDiscipline(cfg.Discipline) // validated
+	disc, _ := newDiscipline(cfg.Discipline, cfg.QueueTimeout) // validated
 	p := &Proxy{
 		cfg:  cfg,
-		adm:  admission{disc: disc, maxQueue: cfg.QueueSize},
+		adm:  admission{disc: disc, maxQueue: cfg.QueueSize, now: sm.now},
 		bufs: buffers{mem: budget{limit: cfg.BufferTotalMemory}, disk: budget{limit: cfg.BufferTotalDisk}},
 		fwd:  forwarded{trusted: cfg.TrustedProxies, scheme: cfg.Scheme, prefix: cfg.Prefix},
 		ids:  newRequestIDs(),

@@ -2,17 +2,8 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
-)
-
-// Queue disciplines. FIFO is what HAProxy does; LIFO serves the newest
-// waiter first, which keeps latency low for most clients under sustained
-// overload at the cost of the oldest waiters (they time out instead).
-const (
-	DisciplineFIFO = "fifo"
-	DisciplineLIFO = "lifo"
 )
 
 // waiter is one request waiting for a worker slot. Waiters are pooled: the
@@ -68,122 +59,131 @@ func (l *waitList) remove(w *waiter) bool {
 	return true
 }
 
-// discipline decides which waiter gets the next free slot. It is the seam for
-// adaptive disciplines (CoDel-style short timeouts under standing queues):
-// they only need a different pop and, if they want, a different timeout.
-type discipline interface {
-	push(l *waitList, w *waiter)
-	pop(l *waitList) *waiter
-}
-
-type fifo struct{}
-
-func (fifo) push(l *waitList, w *waiter) { l.pushBack(w) }
-func (fifo) pop(l *waitList) *waiter {
-	w := l.head
-	if w != nil {
-		l.remove(w)
-	}
-	return w
-}
-
-type lifo struct{}
-
-func (lifo) push(l *waitList, w *waiter) { l.pushBack(w) }
-func (lifo) pop(l *waitList) *waiter {
-	w := l.tail
-	if w != nil {
-		l.remove(w)
-	}
-	return w
-}
-
-func newDiscipline(name string) (discipline, error) {
-	switch name {
-	case "", DisciplineFIFO:
-		return fifo{}, nil
-	case DisciplineLIFO:
-		return lifo{}, nil
-	}
-	return nil, errors.New("unknown queue discipline " + name + " (want fifo or lifo)")
-}
-
 // admission hands out the active target's worker slots and keeps the queue
 // of requests waiting for one. One short mutex guards the active target, the
-// slot counts and the queue: a grant, a release and a swap must each be
-// atomic with respect to the others, or a slot could be lost or doubled.
+// slot counts, the queue and its discipline: a grant, a release, a shed and
+// a swap must each be atomic with respect to the others, or a slot could be
+// lost or doubled.
+//
+// A waiter learns its fate from its ready channel: a target (it holds one
+// of its slots), or nil (the discipline shed it: errOverload). Its own
+// timer is the queue timeout, the longest anyone waits.
 type admission struct {
 	mu       sync.Mutex
 	active   *Target
 	waiters  waitList
 	disc     discipline
-	maxQueue int // 0: no limit beyond the connection limit
+	maxQueue int              // 0: no limit beyond the connection limit
+	now      func() time.Time // time.Now; the simulation's virtual clock in tests
 }
 
-// acquire returns the target whose slot the caller now holds, or an error
-// once the request has waited timeout, the queue is full, or ctx ends.
-func (a *admission) acquire(ctx context.Context, timeout time.Duration) (*Target, error) {
+// acquire returns the target whose slot the caller now holds and when it
+// got it, or an error once the request has waited timeout, was shed by the
+// discipline, found the queue full, or ctx ended.
+func (a *admission) acquire(ctx context.Context, timeout time.Duration) (*Target, time.Time, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err // the client left before asking: nothing for the app
+		return nil, time.Time{}, err // the client left before asking: nothing for the app
 	}
-	a.mu.Lock()
-	t := a.active
-	if t == nil {
-		a.mu.Unlock()
-		return nil, errNoTarget
+	t, w, now, err := a.enter()
+	if w == nil {
+		return t, now, err
 	}
-	// Fast path: a free slot and nobody ahead of us.
-	if t.busy < t.workers && a.waiters.n == 0 {
-		t.busy++
-		t.inflight.Add(1)
-		a.mu.Unlock()
-		return t, nil
-	}
-	if a.maxQueue > 0 && a.waiters.n >= a.maxQueue {
-		a.mu.Unlock()
-		return nil, errQueueFull
-	}
-	w := waiterPool.Get().(*waiter)
-	w.enqueued = time.Now()
-	a.disc.push(&a.waiters, w)
-	a.mu.Unlock()
-
 	w.timer.Reset(timeout)
-	var err error
 	select {
 	case t = <-w.ready:
 		w.timer.Stop()
 		waiterPool.Put(w)
-		return t, nil
+		if t == nil {
+			return nil, time.Time{}, errOverload
+		}
+		return t, a.now(), nil
 	case <-w.timer.C:
 		err = errQueueTimeout
 	case <-ctx.Done():
 		w.timer.Stop()
 		err = ctx.Err()
 	}
+	return nil, time.Time{}, a.abandon(w, err)
+}
+
+// enter asks for a slot: granted at once (t), or queued (w, to wait on its
+// ready channel), or refused (err).
+func (a *admission) enter() (t *Target, w *waiter, now time.Time, err error) {
+	now = a.now() // outside the lock: it is short
+	a.mu.Lock()
+	t = a.active
+	if t == nil {
+		a.mu.Unlock()
+		return nil, nil, now, errNoTarget
+	}
+	// Fast path: a free slot and nobody ahead of us.
+	free := t.busy < t.workers && a.waiters.n == 0
+	a.disc.arrive(now, t.workers, free)
+	if free {
+		t.busy++
+		t.inflight.Add(1)
+		a.mu.Unlock()
+		return t, nil, now, nil
+	}
+	if a.maxQueue > 0 && a.waiters.n >= a.maxQueue {
+		a.mu.Unlock()
+		return nil, nil, now, errQueueFull
+	}
+	w = waiterPool.Get().(*waiter)
+	w.enqueued = now
+	a.disc.push(&a.waiters, w)
+	for v := a.disc.evict(&a.waiters, now); v != nil; v = a.disc.evict(&a.waiters, now) {
+		v.ready <- nil // shed; possibly w itself
+	}
+	a.mu.Unlock()
+	return nil, w, now, nil
+}
+
+// abandon takes w, whose wait ended with err (its queue timeout, or its
+// client left), out of the queue and returns err; or, when it was granted a
+// slot or shed in the meantime, returns the slot and the matching error.
+func (a *admission) abandon(w *waiter, err error) error {
 	a.mu.Lock()
 	removed := a.waiters.remove(w)
 	a.mu.Unlock()
 	if !removed {
-		// A slot was granted between the timeout and the lock: give it back,
-		// so that it goes to the next waiter rather than being lost.
-		a.release(<-w.ready)
+		// A slot was granted, or the waiter shed, between the end of its
+		// wait and the lock: give a slot back, so that it goes to the next
+		// waiter rather than being lost. The app never saw the request: no
+		// service time to learn from.
+		if t := <-w.ready; t != nil {
+			a.giveBack(t)
+		} else if err == errQueueTimeout {
+			err = errOverload
+		}
 	}
 	waiterPool.Put(w)
-	return nil, err
+	return err
 }
 
-// release returns a slot taken by acquire. A slot of the active target goes
-// straight to the next waiter; a slot of a replaced target just frees up.
-func (a *admission) release(t *Target) {
+// release returns a slot taken by acquire at since. A slot of the active
+// target goes straight to the next waiter; a slot of a replaced target just
+// frees up.
+func (a *admission) release(t *Target, since time.Time) {
+	now := a.now()
 	a.mu.Lock()
-	if t == a.active {
-		if w := a.disc.pop(&a.waiters); w != nil {
-			// The slot and the in-flight reference pass to the waiter as they are.
-			w.ready <- t
-			a.mu.Unlock()
-			return
-		}
+	a.disc.done(now, now.Sub(since))
+	if a.handOver(t, now, false) {
+		a.mu.Unlock()
+		return
+	}
+	t.busy--
+	a.mu.Unlock()
+	t.release()
+}
+
+// giveBack returns a slot that served no request.
+func (a *admission) giveBack(t *Target) {
+	now := a.now()
+	a.mu.Lock()
+	if a.handOver(t, now, false) {
+		a.mu.Unlock()
+		return
 	}
 	t.busy--
 	a.mu.Unlock()
@@ -191,20 +191,33 @@ func (a *admission) release(t *Target) {
 }
 
 // releaseSlot returns the slot of a request that keeps its in-flight
-// reference (an upgraded connection). The next waiter gets the slot with a
-// reference of its own.
-func (a *admission) releaseSlot(t *Target) {
+// reference (an upgraded connection), taken at since. The next waiter gets
+// the slot with a reference of its own.
+func (a *admission) releaseSlot(t *Target, since time.Time) {
+	now := a.now()
 	a.mu.Lock()
-	if t == a.active {
-		if w := a.disc.pop(&a.waiters); w != nil {
-			t.inflight.Add(1)
-			w.ready <- t
-			a.mu.Unlock()
-			return
-		}
+	a.disc.done(now, now.Sub(since))
+	if !a.handOver(t, now, true) {
+		t.busy--
 	}
-	t.busy--
 	a.mu.Unlock()
+}
+
+// handOver gives t's slot to the next waiter when t is the active target,
+// with a new in-flight reference when ref. Called with a.mu held.
+func (a *admission) handOver(t *Target, now time.Time, ref bool) bool {
+	if t != a.active {
+		return false
+	}
+	w := a.disc.pop(&a.waiters, now)
+	if w == nil {
+		return false
+	}
+	if ref {
+		t.inflight.Add(1)
+	}
+	w.ready <- t // the slot (and the reference) pass to the waiter
+	return true
 }
 
 // acquireBypass takes an in-flight reference on the active target without a
@@ -227,8 +240,9 @@ func (a *admission) swap(t *Target) *Target {
 	old := a.active
 	a.active = t
 	if t != nil {
+		now := a.now()
 		for t.busy < t.workers {
-			w := a.disc.pop(&a.waiters)
+			w := a.disc.pop(&a.waiters, now)
 			if w == nil {
 				break
 			}
@@ -247,4 +261,12 @@ func (a *admission) queued() int {
 	n := a.waiters.n
 	a.mu.Unlock()
 	return n
+}
+
+// state is the discipline's state now.
+func (a *admission) state() QueueState {
+	a.mu.Lock()
+	s := a.disc.state(a.now())
+	a.mu.Unlock()
+	return s
 }

@@ -86,6 +86,7 @@ func TestQueueOrder(t *testing.T) {
 	}{
 		{DisciplineFIFO, "1,2,3,4,5"},
 		{DisciplineLIFO, "5,4,3,2,1"},
+		{DisciplineAdaptive, "1,2,3,4,5"}, // a short queue: FIFO
 	}
 	for _, tt := range tests {
 		t.Run(tt.discipline, func(t *testing.T) {
@@ -145,8 +146,13 @@ func TestShedding(t *testing.T) {
 					t.Fatalf("the shed request reached the app")
 				}
 			}
-			if got := p.Stats().Snapshot().Shed; got != 1 {
-				t.Errorf("shed count %d, want 1", got)
+			snap := p.Stats().Snapshot()
+			want := ShedReasons{QueueTimeout: 1}
+			if tt.queued > 0 {
+				want = ShedReasons{QueueFull: 1}
+			}
+			if snap.Shed != 1 || snap.ShedReasons != want {
+				t.Errorf("shed %d by %+v, want 1 by %+v", snap.Shed, snap.ShedReasons, want)
 			}
 		})
 	}
@@ -211,14 +217,73 @@ func TestHealthBypass(t *testing.T) {
 	}
 }
 
+// Without an app a request gets a 503 at once, counted apart: not shed,
+// since no capacity was short.
 func TestNoTarget(t *testing.T) {
-	p := newProxy(t, Config{})
+	var buf strings.Builder
+	al, _ := NewAccessLog(&lockedWriter{w: &buf}, "%ST %E")
+	p := newProxy(t, Config{AccessLog: al})
 	url := startProxy(t, p)
 	for _, path := range []string{"/", DefaultHealthPath} {
 		r := get(context.Background(), url+path)
-		if r.status != 503 || !strings.Contains(r.body, "no app") {
+		if r.status != 503 || !strings.Contains(r.body, "no app") || r.header.Get("Retry-After") == "" {
 			t.Fatalf("%s without a target: %d %q", path, r.status, r.body)
 		}
+	}
+	snap := p.Stats().Snapshot()
+	if snap.Shed != 0 || snap.ShedReasons != (ShedReasons{NoApp: 2}) {
+		t.Fatalf("shed %d by %+v: want none shed, 2 without an app", snap.Shed, snap.ShedReasons)
+	}
+	if w := p.Report().Windows.Last1m; w.Shed != 0 || w.ShedReasons.NoApp != 2 || w.ShedRate != 0 {
+		t.Fatalf("1m window: shed %d by %+v", w.Shed, w.ShedReasons)
+	}
+	waitFor(t, "the log lines", func() bool { return strings.Count(buf.String(), "\n") == 2 })
+	if got := buf.String(); got != "503 \"no app\"\n503 \"no app\"\n" {
+		t.Fatalf("log %q: want the reason \"no app\"", got)
+	}
+}
+
+// An adaptive queue that FIFO would make shed sheds the oldest waiters at
+// once (503, Retry-After, reason overload) and serves the newest; the app
+// never holds more than its workers, and nobody waits the queue timeout.
+func TestOverloadShedsAtOnce(t *testing.T) {
+	var buf strings.Builder
+	al, _ := NewAccessLog(&lockedWriter{w: &buf}, "%ST %E")
+	b := newBackend(t, "app")
+	p := newProxy(t, Config{AccessLog: al, QueueTimeout: 20 * time.Second})
+	setTarget(t, p, b, 1)
+	url := startProxy(t, p)
+	if r := get(context.Background(), url+"/sleep?d=50ms"); r.status != 200 { // the app's service time
+		t.Fatalf("first request: %d %v", r.status, r.err)
+	}
+	// 500 requests of 50 ms at once: FIFO would need 25 s for them.
+	const n = 500
+	codes := make(chan result, n)
+	for range n {
+		go func() { codes <- get(context.Background(), url+"/sleep?d=50ms") }()
+	}
+	ok, shed := 0, 0
+	for range n {
+		switch r := <-codes; {
+		case r.status == 200:
+			ok++
+		case r.status == 503 && r.header.Get("Retry-After") != "":
+			shed++
+		default:
+			t.Fatalf("status %d %q %v", r.status, r.body, r.err)
+		}
+	}
+	snap := p.Stats().Snapshot()
+	q := p.QueueState()
+	if shed == 0 || snap.ShedReasons.Overload != uint64(shed) || snap.ShedReasons.QueueTimeout != 0 || q.Overloads == 0 {
+		t.Fatalf("%d ok, %d shed; shed by %+v; queue %+v: want overload sheds and no queue timeout", ok, shed, snap.ShedReasons, q)
+	}
+	if got := b.peak.Load(); got > 1 {
+		t.Fatalf("the app held %d requests at once, workers is 1", got)
+	}
+	waitFor(t, "the log lines", func() bool { return strings.Count(buf.String(), "\n") == n+1 })
+	if got := strings.Count(buf.String(), "503 \"overload\""); got != shed {
+		t.Fatalf("%d log lines with reason overload, %d shed", got, shed)
 	}
 }
 

@@ -29,9 +29,10 @@ type recorder struct {
 	status     int
 	bytes      int64
 	headerAt   time.Time
-	reason     string // why the proxy answered itself (for the log)
-	failed     bool   // the proxy made a 502/504
-	discarding bool   // the client left before the answer: drop it
+	reason     string      // why the proxy answered itself (for the log)
+	why        refusalKind // and, for its own 503s, the kind (for the stats)
+	failed     bool        // the proxy made a 502/504
+	discarding bool        // the client left before the answer: drop it
 	discarded  int64
 
 	// request.go: the request's way through the proxy.

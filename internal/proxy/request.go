@@ -94,16 +94,19 @@ func (p *Proxy) admit(rec *recorder, r *http.Request, health bool) error {
 		rec.lease = lease{t: t, ref: true, health: &p.health.n}
 	} else {
 		queueStart := rec.e.start.Add(rec.e.read)
-		t, err := p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
+		t, since, err := p.adm.acquire(r.Context(), p.cfg.QueueTimeout)
 		rec.e.queued = true
-		rec.e.queue = time.Since(queueStart)
+		if err != nil {
+			since = time.Now()
+		}
+		rec.e.queue = since.Sub(queueStart) // the granted slot's time: no second clock read
 		switch {
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			return errLeftQueued
 		case err != nil:
 			return err
 		}
-		rec.lease = lease{adm: &p.adm, t: t, slot: true, ref: true}
+		rec.lease = lease{adm: &p.adm, t: t, slot: true, since: since, ref: true}
 	}
 	rec.target = rec.lease.t
 	rec.enter(phaseInApp)
@@ -230,8 +233,7 @@ func (p *Proxy) finish(rec *recorder, r *http.Request) {
 		e.gotApp = true
 		e.app = rec.headerAt.Sub(e.start) - e.read - e.queue
 	}
-	shed := t == nil && e.status == http.StatusServiceUnavailable
-	p.record(rec, shed)
+	p.record(rec)
 	if t != nil {
 		e.target, e.targetAddr = t.id, t.addr
 	}
@@ -252,7 +254,7 @@ func (p *Proxy) finish(rec *recorder, r *http.Request) {
 // record counts the request in the proxy's stats and its target's. A shed
 // request waited for the active target's workers: it counts in that
 // target's shed rate.
-func (p *Proxy) record(rec *recorder, shed bool) {
+func (p *Proxy) record(rec *recorder) {
 	if p.cfg.DisableStats {
 		return
 	}
@@ -261,12 +263,12 @@ func (p *Proxy) record(rec *recorder, shed bool) {
 	if e.gotApp {
 		app = e.app
 	}
-	p.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
+	p.stats.record(e.status, rec.why, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
 	st := rec.target
-	if shed && st == nil {
+	if rec.why.shed() && st == nil {
 		st = p.current.Load()
 	}
 	if st != nil {
-		st.stats.record(e.status, shed, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
+		st.stats.record(e.status, rec.why, rec.failed, e.in, e.out, e.queue, app, e.all, e.queued)
 	}
 }

@@ -8,6 +8,48 @@ import (
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
 )
 
+// refusalKind is why the proxy answered a request with a 503 of its own rather
+// than with the app's answer (refusedNot: it did not).
+type refusalKind uint8
+
+const (
+	refusedNot          refusalKind = iota
+	refusedQueueTimeout             // waited the whole queue timeout
+	refusedOverload                 // shed early by the adaptive queue
+	refusedQueueFull                // the queue was full
+	refusedLimits                   // the proxy's own limits: buffers, HTTP/2 streams
+	refusedNoApp                    // no app runs: not shed, nothing could serve it
+	numRefusals
+)
+
+// shed says whether the refusal counts as shed: a request turned away for
+// want of capacity. A 503 because no app runs is not one.
+func (r refusalKind) shed() bool { return r != refusedNot && r != refusedNoApp }
+
+// ShedReasons count the 503s the proxy answered itself, by why. All but
+// NoApp are shed requests.
+type ShedReasons struct {
+	QueueTimeout uint64 `json:"queue_timeout"` // waited the whole queue timeout
+	Overload     uint64 `json:"overload"`      // shed at once by the adaptive queue (docs/queue.md)
+	QueueFull    uint64 `json:"queue_full"`    // the queue held QueueSize waiters
+	Limits       uint64 `json:"limits"`        // the proxy's buffers or an HTTP/2 connection's streams were full
+	NoApp        uint64 `json:"no_app"`        // no app was running: not counted as shed
+}
+
+func reasonsOf(n *[numRefusals]uint64) ShedReasons {
+	return ShedReasons{QueueTimeout: n[refusedQueueTimeout], Overload: n[refusedOverload],
+		QueueFull: n[refusedQueueFull], Limits: n[refusedLimits], NoApp: n[refusedNoApp]}
+}
+
+// sub removes o, an earlier count, saturating at zero.
+func (r *ShedReasons) sub(o ShedReasons) {
+	r.QueueTimeout -= min(r.QueueTimeout, o.QueueTimeout)
+	r.Overload -= min(r.Overload, o.Overload)
+	r.QueueFull -= min(r.QueueFull, o.QueueFull)
+	r.Limits -= min(r.Limits, o.Limits)
+	r.NoApp -= min(r.NoApp, o.NoApp)
+}
+
 // Stats are the counters of a proxy or of one target. Every field is updated
 // with atomic operations only, so that the request path never takes a lock
 // for them. They are cumulative; a windowSet turns them into figures over the
@@ -17,7 +59,8 @@ import (
 // active one: they waited for its workers.
 type Stats struct {
 	requests atomic.Uint64
-	shed     atomic.Uint64
+	shed     atomic.Uint64 // the refusals that are shed
+	refused  [numRefusals]atomic.Uint64
 	failed   atomic.Uint64      // 502/504 made by the proxy
 	codes    [500]atomic.Uint64 // index status-100
 	bytesIn  atomic.Uint64
@@ -28,13 +71,16 @@ type Stats struct {
 	Total histogram.Histogram // first byte in to last byte out
 }
 
-func (s *Stats) record(status int, shed, failed bool, in, out int64, queue, app, total time.Duration, queued bool) {
+func (s *Stats) record(status int, why refusalKind, failed bool, in, out int64, queue, app, total time.Duration, queued bool) {
 	s.requests.Add(1)
 	if status >= 100 && status < 600 {
 		s.codes[status-100].Add(1)
 	}
-	if shed {
-		s.shed.Add(1)
+	if why != refusedNot {
+		s.refused[why].Add(1)
+		if why.shed() {
+			s.shed.Add(1)
+		}
 	}
 	if failed {
 		s.failed.Add(1)
@@ -60,12 +106,15 @@ func (s *Stats) record(status int, shed, failed bool, in, out int64, queue, app,
 
 // Snapshot is a copy of the counters for reporting.
 type Snapshot struct {
-	Requests uint64         `json:"requests"`
-	Shed     uint64         `json:"shed"`
-	Failed   uint64         `json:"failed"`
-	BytesIn  uint64         `json:"bytes_in"`
-	BytesOut uint64         `json:"bytes_out"`
-	Codes    map[int]uint64 `json:"codes"`
+	Requests uint64 `json:"requests"`
+	// Shed are the requests turned away with a 503 for want of capacity;
+	// ShedReasons says why, and counts the 503s for want of an app apart.
+	Shed        uint64         `json:"shed"`
+	ShedReasons ShedReasons    `json:"shed_reasons"`
+	Failed      uint64         `json:"failed"`
+	BytesIn     uint64         `json:"bytes_in"`
+	BytesOut    uint64         `json:"bytes_out"`
+	Codes       map[int]uint64 `json:"codes"`
 }
 
 // Snapshot copies the counters.
@@ -78,6 +127,11 @@ func (s *Stats) Snapshot() Snapshot {
 		BytesOut: s.bytesOut.Load(),
 		Codes:    map[int]uint64{},
 	}
+	var n [numRefusals]uint64
+	for i := range s.refused {
+		n[i] = s.refused[i].Load()
+	}
+	snap.ShedReasons = reasonsOf(&n)
 	for i := range s.codes {
 		if n := s.codes[i].Load(); n > 0 {
 			snap.Codes[i+100] = n
@@ -113,6 +167,7 @@ func (s *Stats) snapshotAll() *statsSnapshot {
 func (s *statsSnapshot) sub(o *statsSnapshot) {
 	s.Requests -= min(s.Requests, o.Requests)
 	s.Shed -= min(s.Shed, o.Shed)
+	s.ShedReasons.sub(o.ShedReasons)
 	s.Failed -= min(s.Failed, o.Failed)
 	s.BytesIn -= min(s.BytesIn, o.BytesIn)
 	s.BytesOut -= min(s.BytesOut, o.BytesOut)

@@ -97,6 +97,9 @@ type Window struct {
 	Shed     uint64  `json:"shed"`
 	// ShedRate is Shed / Requests, 0 without requests.
 	ShedRate float64 `json:"shed_rate"`
+	// ShedReasons says why they were shed, and how many 503s there were
+	// because no app ran (not counted in Shed).
+	ShedReasons ShedReasons `json:"shed_reasons"`
 	// Failed are the 502 and 504 the proxy made (the app unreachable or late).
 	Failed   uint64 `json:"failed"`
 	BytesIn  uint64 `json:"bytes_in"`
@@ -151,14 +154,15 @@ func (w *windowSet) report() WindowReport {
 
 func window(d *statsSnapshot, span time.Duration) Window {
 	w := Window{
-		Seconds:  math.Round(max(span, 0).Seconds()*1000) / 1000,
-		Requests: d.Requests,
-		Shed:     d.Shed,
-		Failed:   d.Failed,
-		BytesIn:  d.BytesIn,
-		BytesOut: d.BytesOut,
-		Codes:    d.Codes,
-		Latency:  Latencies{Queue: latency(d.Queue), App: latency(d.App), Total: latency(d.Total)},
+		Seconds:     math.Round(max(span, 0).Seconds()*1000) / 1000,
+		Requests:    d.Requests,
+		Shed:        d.Shed,
+		ShedReasons: d.ShedReasons,
+		Failed:      d.Failed,
+		BytesIn:     d.BytesIn,
+		BytesOut:    d.BytesOut,
+		Codes:       d.Codes,
+		Latency:     Latencies{Queue: latency(d.Queue), App: latency(d.App), Total: latency(d.Total)},
 	}
 	if w.Codes == nil {
 		w.Codes = map[int]uint64{}
@@ -199,6 +203,7 @@ func (s *statsSnapshot) clone() *statsSnapshot {
 type sample struct {
 	at                                        time.Time
 	requests, shed, failed, bytesIn, bytesOut uint64
+	refused                                   [numRefusals]uint64
 	codes                                     []codeCount
 	hist                                      [3]histSpan // queue, app, total
 }
@@ -222,6 +227,9 @@ func (sp *sample) capture(s *Stats, at time.Time) {
 	sp.failed = s.failed.Load()
 	sp.bytesIn = s.bytesIn.Load()
 	sp.bytesOut = s.bytesOut.Load()
+	for i := range s.refused {
+		sp.refused[i] = s.refused[i].Load()
+	}
 	sp.codes = sp.codes[:0]
 	for i := range s.codes {
 		if n := s.codes[i].Load(); n > 0 {
@@ -258,7 +266,8 @@ func (sp *sample) snapshot() *statsSnapshot {
 	s := &statsSnapshot{Snapshot: Snapshot{
 		Requests: sp.requests, Shed: sp.shed, Failed: sp.failed,
 		BytesIn: sp.bytesIn, BytesOut: sp.bytesOut,
-		Codes: make(map[int]uint64, len(sp.codes)),
+		ShedReasons: reasonsOf(&sp.refused),
+		Codes:       make(map[int]uint64, len(sp.codes)),
 	}}
 	for _, c := range sp.codes {
 		s.Codes[c.code] = c.n

@@ -32,12 +32,12 @@ func (c *fakeClock) add(d time.Duration) {
 
 // Traffic the window tests record straight into a Stats.
 func recordOK(s *Stats) {
-	s.record(200, false, false, 100, 1000, time.Millisecond, 10*time.Millisecond, 12*time.Millisecond, true)
+	s.record(200, refusedNot, false, 100, 1000, time.Millisecond, 10*time.Millisecond, 12*time.Millisecond, true)
 }
 func recordShed(s *Stats) {
-	s.record(503, true, false, 100, 60, 2*time.Second, -1, 2*time.Second, true)
+	s.record(503, refusedQueueTimeout, false, 100, 60, 2*time.Second, -1, 2*time.Second, true)
 }
-func recordBad(s *Stats) { s.record(502, false, true, 100, 40, 0, -1, 3*time.Millisecond, true) }
+func recordBad(s *Stats) { s.record(502, refusedNot, true, 100, 40, 0, -1, 3*time.Millisecond, true) }
 
 type wantWindow struct {
 	seconds                float64
@@ -55,6 +55,9 @@ func checkWindow(t *testing.T, name string, got Window, want wantWindow) {
 	}
 	if !maps.Equal(got.Codes, want.codes) {
 		t.Errorf("%s: codes %v, want %v", name, got.Codes, want.codes)
+	}
+	if got.ShedReasons != (ShedReasons{QueueTimeout: want.shed}) { // recordShed's reason
+		t.Errorf("%s: shed reasons %+v, want %d queue timeouts", name, got.ShedReasons, want.shed)
 	}
 	if want.seconds > 0 {
 		if rps := float64(want.requests) / want.seconds; got.RPS < rps-0.001 || got.RPS > rps+0.001 {

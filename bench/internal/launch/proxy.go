@@ -62,6 +62,9 @@ type Options struct {
 	// Env is added to switchyard's environment (e.g. SWITCHYARD_PPROF_ADDR
 	// for a BuildProfiled binary).
 	Env []string
+	// Discipline is switchyard's --queue-discipline (adaptive, fifo or
+	// lifo); empty leaves switchyard's default. The others ignore it.
+	Discipline string
 }
 
 func (o Options) maxConnections() int {
@@ -87,7 +90,7 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 			return nil, fmt.Errorf("%w: switchyard at %q: %v (build it: go build -o /tmp/switchyard ./cmd/switchyard)",
 				ErrUnavailable, bins.Switchyard, err)
 		}
-		return g.Start(kind, addr, []string{bins.Switchyard, "serve",
+		argv := []string{bins.Switchyard, "serve",
 			"--listen", addr,
 			"--upstream", o.Upstream,
 			"--workers", strconv.Itoa(max(o.Workers, 1)),
@@ -95,7 +98,11 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 			"--healthcheck-path", o.HealthPath,
 			"--log-address", cmp.Or(o.SwitchyardLog, g.Path("switchyard-access", ".log")),
 			"--max-connections", strconv.Itoa(o.maxConnections()),
-		}, o.Env)
+		}
+		if o.Discipline != "" {
+			argv = append(argv, "--queue-discipline", o.Discipline)
+		}
+		return g.Start(kind, addr, argv, o.Env)
 	case PlainProxy:
 		return g.Start(kind, addr, []string{bins.PlainProxy, "-listen", addr, "-upstream", o.Upstream}, nil)
 	case HAProxy:

@@ -150,7 +150,8 @@
     const cur = { t: now, up: (st.uptime_ns || 0) / 1e9, req: p.requests || 0, shed: p.shed || 0, codes: codeClasses(p.codes) };
     const lat = latency(p, st);
     const s = { t: now, queued: p.queued || 0, inflight: p.in_flight || 0, rps: null, shed: null,
-      p50: lat ? lat.p50 : null, p90: lat ? lat.p90 : null, p99: lat ? lat.p99 : null };
+      p50: lat ? lat.p50 : null, p90: lat ? lat.p90 : null, p99: lat ? lat.p99 : null,
+      over: !!(p.queue && p.queue.state === 'overloaded') };
     if (prev) {
       let dt = cur.up - prev.up;
       if (!(dt > 0)) dt = (now - prev.t) / 1000;
@@ -180,7 +181,9 @@
   // drawChart draws series ([{key, label, fmt}], values read from samples
   // by key) into svg#id: lines, or stacked areas when stacked. The x axis is
   // the last WINDOW_MS up to now; samples lacking a value are left out.
-  function drawChart(id, series, stacked) {
+  // With bands, the spans between polls that found the queue overloaded are
+  // shaded behind the lines.
+  function drawChart(id, series, stacked, bands) {
     const svg = $(id);
     const W = Math.round(svg.clientWidth) || 400, H = Math.round(svg.clientHeight) || 150;
     const L = 46, R = 8, T = 8, B = 18;
@@ -192,7 +195,7 @@
       stacked ? series.slice(0, i + 1).reduce((a, sj) => a + s[sj.key], 0) : s[se.key]));
     const max = niceMax(Math.max(0, ...tops.flat()));
     const y = (v) => T + (1 - v / max) * (H - T - B);
-    let out = '';
+    let out = bands ? overloadBands(x, T, H - B) : '';
     for (const f of [0, 0.5, 1]) {
       const yy = y(max * f).toFixed(1);
       out += '<line class="grid" x1="' + L + '" x2="' + (W - R) + '" y1="' + yy + '" y2="' + yy + '"/>' +
@@ -230,10 +233,24 @@
     }
   }
 
+  // overloadBands shades, from top to bottom, each span from the previous
+  // poll to a poll that found the queue overloaded.
+  function overloadBands(x, top, bottom) {
+    const left = x(Date.now() - WINDOW_MS);
+    let out = '';
+    for (let i = 0; i < samples.length; i++) {
+      if (!samples[i].over) continue;
+      const from = Math.max(left, x(i ? samples[i - 1].t : samples[i].t - STATUS_EVERY_MS)), to = x(samples[i].t);
+      out += '<rect class="band-over" x="' + from.toFixed(1) + '" y="' + top + '" width="' +
+        Math.max(1, to - from).toFixed(1) + '" height="' + (bottom - top) + '"/>';
+    }
+    return out;
+  }
+
   function drawCharts() {
     drawChart('chart-rps', [{ key: 'rps', label: 'req/s' }]);
     drawChart('chart-latency', [
-      { key: 'p50', label: 'p50', fmt: fmtMs }, { key: 'p90', label: 'p90', fmt: fmtMs }, { key: 'p99', label: 'p99', fmt: fmtMs }]);
+      { key: 'p50', label: 'p50', fmt: fmtMs }, { key: 'p90', label: 'p90', fmt: fmtMs }, { key: 'p99', label: 'p99', fmt: fmtMs }], false, true);
     drawChart('chart-queued', [{ key: 'queued', label: 'queued', fmt: (v) => String(Math.round(v)) }]);
     drawChart('chart-shed', [{ key: 'shed', label: 'shed/s' }]);
     drawChart('chart-codes', ['2xx', '3xx', '4xx', '5xx'].map((c) => ({ key: 'c' + c, label: c })), true);
@@ -264,11 +281,28 @@
     for (const f of ['requests', 'shed', 'failed']) setNum(field(f), p[f] || 0, fmtInt);
     for (const c in cls) setNum(field('codes-' + c), cls[c], fmtInt);
     for (const f of ['bytes_in', 'bytes_out']) setNum(field(f), p[f] || 0, fmtBytes);
+    renderQueue(p.queue, p.shed_reasons || {});
 
     renderActive(st.active);
     setText('previous', short(st.previous_config));
     setText('source', st.source);
     renderLaunched((st.launched || []).filter((c) => !st.active || c.id !== st.active.id));
+  }
+
+  // renderQueue shows the queue's state (normal, queueing, overloaded), how
+  // long a request waits at most now, and why requests were refused.
+  function renderQueue(q, reasons) {
+    const st = $('queue-state');
+    st.textContent = q ? q.state : '—';
+    st.className = 'state ' + (q ? q.state : '');
+    st.title = q ? q.discipline + ' queue, overloaded ' + (q.overloads || 0) + ' times' : '';
+    setNum($('queue-timeout'), q ? q.effective_timeout_ms : null, fmtMs);
+    for (const r of ['queue_timeout', 'overload', 'queue_full', 'limits', 'no_app']) {
+      setNum(field('shed-' + r), reasons[r] || 0, fmtInt);
+    }
+    const over = field('overloaded');
+    over.textContent = q ? fmtDuration(q.overloaded_seconds || 0) : '—';
+    over.dataset.value = q ? String(q.overloaded_seconds || 0) : '';
   }
 
   function renderActive(a) {
