@@ -32,7 +32,8 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		addr:    addr,
 		workers: workers,
 		drained: make(chan struct{}),
-		stats:   &Stats{},
+		stats:   &Stats{excludeShedCodes: true},
+		adm:     &p.adm,
 	}
 	tr := &http.Transport{
 		Proxy: nil, // never an HTTP proxy from the environment: we are the proxy

@@ -133,7 +133,7 @@ func (a *admission) acquire(ctx context.Context, timeout time.Duration) (*Target
 		return nil, errNoTarget
 	}
 	// Fast path: a free slot and nobody ahead of us.
-	if t.busy < t.workers && a.waiters.n == 0 {
+	if t.busy < t.workers && a.waiters.n == 0 && !t.paused {
 		t.busy++
 		t.inflight.Add(1)
 		a.mu.Unlock()
@@ -177,7 +177,7 @@ func (a *admission) acquire(ctx context.Context, timeout time.Duration) (*Target
 // straight to the next waiter; a slot of a replaced target just frees up.
 func (a *admission) release(t *Target) {
 	a.mu.Lock()
-	if t == a.active {
+	if t == a.active && !t.paused {
 		if w := a.disc.pop(&a.waiters); w != nil {
 			// The slot and the in-flight reference pass to the waiter as they are.
 			w.ready <- t
@@ -195,7 +195,7 @@ func (a *admission) release(t *Target) {
 // reference of its own.
 func (a *admission) releaseSlot(t *Target) {
 	a.mu.Lock()
-	if t == a.active {
+	if t == a.active && !t.paused {
 		if w := a.disc.pop(&a.waiters); w != nil {
 			t.inflight.Add(1)
 			w.ready <- t
@@ -227,18 +227,35 @@ func (a *admission) swap(t *Target) *Target {
 	old := a.active
 	a.active = t
 	if t != nil {
-		for t.busy < t.workers {
-			w := a.disc.pop(&a.waiters)
-			if w == nil {
-				break
-			}
-			t.busy++
-			t.inflight.Add(1)
-			w.ready <- t
-		}
+		a.grantLocked(t)
 	}
 	a.mu.Unlock()
 	return old
+}
+
+// grantLocked hands the active target t's free slots to the waiters, in the
+// discipline's order. Caller holds a.mu.
+func (a *admission) grantLocked(t *Target) {
+	for t.busy < t.workers && !t.paused {
+		w := a.disc.pop(&a.waiters)
+		if w == nil {
+			break
+		}
+		t.busy++
+		t.inflight.Add(1)
+		w.ready <- t
+	}
+}
+
+// pause sets t.paused (Target.SetPaused); lifting it grants t's free slots
+// to the waiters when t is the active target.
+func (a *admission) pause(t *Target, paused bool) {
+	a.mu.Lock()
+	t.paused = paused
+	if !paused && t == a.active {
+		a.grantLocked(t)
+	}
+	a.mu.Unlock()
 }
 
 // queued is the number of requests waiting for a slot.
