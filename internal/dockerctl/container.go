@@ -54,6 +54,8 @@ type Spec struct {
 	MemoryBytes int64
 	// NanoCPUs is the CPU limit in billionths of a CPU; 0 is unlimited.
 	NanoCPUs int64
+	// PidsLimit caps the container's processes; 0 is unlimited.
+	PidsLimit int64
 	// StopSignal is sent by Stop (and `docker stop`); "" is the image's
 	// STOPSIGNAL, else SIGTERM.
 	StopSignal string
@@ -125,6 +127,9 @@ func (c *Client) Create(ctx context.Context, s Spec) (string, error) {
 		Binds:       s.Binds,
 		CapAdd:      s.CapAdd,
 		Resources:   container.Resources{Memory: s.MemoryBytes, NanoCPUs: s.NanoCPUs},
+	}
+	if s.PidsLimit > 0 {
+		hc.Resources.PidsLimit = &s.PidsLimit
 	}
 	var nc *network.NetworkingConfig
 	if s.Network != "" {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
@@ -17,10 +16,13 @@ import (
 
 // Launch fetches config id, pulls its image, starts its container and waits
 // until it is healthy. The container is then launched: running beside the
-// active one, ready for Switch. A failed launch removes its container and
-// leaves the active one untouched.
+// active one, ready for Switch, until it is switched to, discarded or
+// expires (Options.LaunchedTTL). A failed launch removes its container and
+// leaves the active one untouched; so does a cancelled one, and a launch is
+// cancelled when ctx ends (its caller went away: nobody would switch to
+// it), by Cancel, and by a rollback.
 func (m *Manager) Launch(ctx context.Context, id, who string) (info ContainerInfo, err error) {
-	err = m.operate(ctx, "launch "+ids.Short(id), Event{Action: ActionLaunch, Who: who, ConfigID: id},
+	err = m.operateAttached(ctx, LaunchOperation(id), Event{Action: ActionLaunch, Who: who, ConfigID: id},
 		func(ctx context.Context, e *Event) error {
 			var err error
 			info, err = m.launch(ctx, id)
@@ -29,6 +31,10 @@ func (m *Manager) Launch(ctx context.Context, id, who string) (info ContainerInf
 		})
 	return info, err
 }
+
+// LaunchOperation is the name of the launch of config id (as given) while
+// it runs: what /status shows and what Cancel takes.
+func LaunchOperation(id string) string { return "launch " + ids.Short(id) }
 
 // launch does Launch's work; the caller holds the operation slot.
 func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) {
@@ -54,18 +60,21 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 		return ContainerInfo{}, fmt.Errorf("config %s, image %s, container %s: %w", ids.Short(cfg.ID), cfg.Image, ids.Short(d.info.ID), err)
 	}
 	log.Info().Str("addr", d.info.Addr).Msg("launch: container healthy")
-	return d.info, nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.infoLocked(d), nil
 }
 
 // prepare fetches config id and turns it into the container's spec: the
 // policy check, the network, the environment, the labels of record.
 func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config, dockerctl.Spec, error) {
+	// The source's and the policy's errors name the config already.
 	cfg, err := m.o.Source.Fetch(ctx, id)
 	if err != nil {
-		return nil, dockerctl.Spec{}, fmt.Errorf("fetch config %s from %s: %w", id, m.o.Source, err)
+		return nil, dockerctl.Spec{}, err
 	}
 	if err := m.o.Policy.Check(cfg); err != nil {
-		return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
+		return nil, dockerctl.Spec{}, err
 	}
 	networkMode := cfg.NetworkMode
 	if m.o.Network != "" {
@@ -78,7 +87,7 @@ func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config,
 	}
 	env, err := cfg.ResolveEnv(m.o.StaticEnv)
 	if err != nil {
-		return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
+		return nil, dockerctl.Spec{}, err
 	}
 	labels := maps.Clone(cfg.Labels)
 	if labels == nil {
@@ -89,7 +98,8 @@ func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config,
 	return cfg, dockerctl.Spec{
 		Name:  fmt.Sprintf("%s-%s-%s", m.o.App, ids.Short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36)),
 		Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
-		Network: m.o.Network, MemoryBytes: cfg.Resources.MemoryBytes(), NanoCPUs: cfg.Resources.NanoCPUs(),
+		Network: m.o.Network, MemoryBytes: m.o.Policy.MemoryBytes(cfg), NanoCPUs: cfg.Resources.NanoCPUs(),
+		PidsLimit:  m.o.Policy.PidsLimit,
 		StopSignal: cfg.Stop.Signal, StopTimeout: cfg.Stop.Timeout.Duration,
 		Privileged: cfg.Privileged, NetworkMode: networkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
 	}, nil
@@ -120,15 +130,13 @@ func (m *Manager) create(ctx context.Context, cfg *deployconfig.Config, spec doc
 func (m *Manager) awaitHealthy(ctx context.Context, d *deployment) error {
 	ct, err := m.waitHealthy(ctx, d.info.ID, d.cfg)
 	if err != nil {
-		logs, _ := m.o.Docker.Logs(context.WithoutCancel(ctx), d.info.ID, 20)
+		err = m.withLogs(ctx, d.info.ID, err)
 		m.fail(ctx, d)
-		if logs = strings.TrimSpace(logs); logs != "" {
-			err = fmt.Errorf("%w\ncontainer's last log lines:\n%s", err, logs)
-		}
 		return err
 	}
 	m.mu.Lock()
 	d.info.Addr, d.info.Started, d.info.Health = ct.Addr, ct.StartedAt, HealthHealthy
+	d.launchedAt = time.Now()
 	m.moveLocked(d, Launched)
 	m.mu.Unlock()
 	m.watchHealth(d)

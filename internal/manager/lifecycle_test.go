@@ -42,7 +42,7 @@ func TestCloseDuringLaunch(t *testing.T) {
 	}
 	// Nothing of the manager's runs on: no health probes, no Docker calls.
 	probes := e.probes()
-	time.Sleep(100 * time.Millisecond) // 5 probe intervals
+	time.Sleep(300 * time.Millisecond) // 3 probe intervals
 	if e.probes() != probes {
 		t.Fatal("health checks still run after Close")
 	}
