@@ -24,6 +24,8 @@ var errorKinds = []struct {
 	kind   string
 }{
 	{manager.ErrBusy, http.StatusConflict, KindBusy},
+	{manager.ErrCancelled, http.StatusConflict, KindCanceled},
+	{manager.ErrNoOperation, http.StatusConflict, KindNoOperation},
 	{manager.ErrNoPrevious, http.StatusConflict, KindNoPrevious},
 	{manager.ErrUnknownContainer, http.StatusNotFound, KindUnknownContainer},
 	{deployconfig.ErrNotFound, http.StatusNotFound, KindNotFound},
