@@ -46,6 +46,9 @@ type serveConfig struct {
 	// Managed mode (no upstream): the deploy manager and its API
 	// (serve_managed.go).
 	managedSettings
+	// apiGiven says --api (or SWITCHYARD_API) was set: with an upstream,
+	// the read-only API is served there (serve_dropin.go).
+	apiGiven bool
 
 	// Production HTTP, each in its own file: TLS (serve_tls.go), the
 	// request path's HTTP features (serve_http.go), and the handlers in
@@ -121,10 +124,13 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 			env[k] = v
 		}
 	}
-	rest, err := s.parse(args, func(k string) string { return env[k] })
+	// Flags may follow the positional UPSTREAM WORKERS, as they may
+	// precede them.
+	rest, err := s.parse(orderArgs(args, s), func(k string) string { return env[k] })
 	if err != nil {
 		return nil, err
 	}
+	c.apiGiven = s.given["api"]
 	for _, h := range headersFromEnv(environ) {
 		name, value, _ := strings.Cut(h, ": ")
 		c.headers = append(c.headers, proxy.Header{Name: name, Value: value})
@@ -154,6 +160,11 @@ func (c *serveConfig) check() error {
 	if c.upstream != "" {
 		if _, _, err := net.SplitHostPort(c.upstream); err != nil {
 			return fmt.Errorf("upstream %q: want host:port", c.upstream)
+		}
+		if c.apiGiven { // drop-in mode serves the read-only API only when asked
+			if err := checkAPIAddr(c.apiAddr, c.apiToken); err != nil {
+				return err
+			}
 		}
 	} else if err := c.managedSettings.validate(); err != nil {
 		return err

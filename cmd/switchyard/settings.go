@@ -30,6 +30,8 @@ type setting struct {
 type settings struct {
 	cmd  string
 	list []*setting
+	// given are the settings a flag or the environment set (not a default).
+	given map[string]bool
 }
 
 func (s *settings) add(flagName string, envs []string, def, usage string, set func(string) error) {
@@ -136,6 +138,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 	}
 	seen := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { seen[f.Name] = true })
+	s.given = seen
 	for _, st := range s.list {
 		if seen[st.flag] {
 			continue
@@ -146,7 +149,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 				if err := st.set(v); err != nil {
 					return nil, fmt.Errorf("%s=%s: %v", env, v, err)
 				}
-				applied = true
+				applied, seen[st.flag] = true, true
 				break
 			}
 		}

@@ -30,6 +30,10 @@ func (m *Manager) operateAttached(ctx context.Context, op string, e Event, do fu
 // recorded, and the caller gets nil.
 var errNothingToDo = errors.New("nothing to do")
 
+// clientGoneGrace is how long after its client went away a launch is
+// cancelled.
+const clientGoneGrace = time.Second
+
 // errClientGone is why a launch stops when its client disconnects.
 var errClientGone = errors.New("the client that asked for it went away, and nobody else would switch to it")
 
@@ -40,7 +44,12 @@ func (m *Manager) run(ctx context.Context, op string, e Event, attached bool, do
 	}
 	opCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	if attached {
-		stop := context.AfterFunc(ctx, func() { cancel(fmt.Errorf("%w: %w", ErrCancelled, errClientGone)) })
+		// A beat later, so that a client cut off because switchyard stops
+		// (its API closes the connections, then the manager closes) is
+		// recorded as the stop it is.
+		stop := context.AfterFunc(ctx, func() {
+			time.AfterFunc(clientGoneGrace, func() { cancel(fmt.Errorf("%w: %w", ErrCancelled, errClientGone)) })
+		})
 		defer stop()
 	}
 	ctl := &opControl{cancel: cancel, done: make(chan struct{})}
