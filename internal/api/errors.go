@@ -35,6 +35,7 @@ var errorKinds = []struct {
 	{deployconfig.ErrInvalid, http.StatusUnprocessableEntity, KindInvalidConfig},
 	{manager.ErrUnhealthy, http.StatusUnprocessableEntity, KindUnhealthy},
 	{dockerctl.ErrImagePull, http.StatusBadGateway, KindImagePull},
+	{dockerctl.ErrInvalidSpec, http.StatusUnprocessableEntity, KindInvalidConfig},
 	{deployconfig.ErrUnavailable, http.StatusServiceUnavailable, KindConfigSourceUnavailable},
 	{manager.ErrDocker, http.StatusServiceUnavailable, KindDockerUnavailable},
 }

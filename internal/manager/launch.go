@@ -163,9 +163,10 @@ func (m *Manager) discard(ctx context.Context, id string) {
 }
 
 // dockerErr marks errors of the daemon itself as ErrDocker, leaving image
-// pull errors (the registry's or the image's fault) as they are.
+// pull errors (the registry's or the image's fault) and refused settings
+// (the config's) as they are.
 func dockerErr(err error) error {
-	if errors.Is(err, dockerctl.ErrImagePull) || errors.Is(err, ErrDocker) {
+	if errors.Is(err, dockerctl.ErrImagePull) || errors.Is(err, dockerctl.ErrInvalidSpec) || errors.Is(err, ErrDocker) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrDocker, err)
