@@ -47,8 +47,10 @@ type serveConfig struct {
 	// (serve_managed.go).
 	managedSettings
 	// apiGiven says --api (or SWITCHYARD_API) was set: with an upstream,
-	// the read-only API is served there (serve_dropin.go).
-	apiGiven bool
+	// the read-only API is served there (serve_dropin.go); apiFlagged says
+	// the flag set it; apiSkipped why it is not served after all.
+	apiGiven, apiFlagged bool
+	apiSkipped           string
 
 	// Production HTTP, each in its own file: TLS (serve_tls.go), the
 	// request path's HTTP features (serve_http.go), and the handlers in
@@ -130,7 +132,7 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.apiGiven = s.given["api"]
+	c.apiGiven, c.apiFlagged = s.given["api"], s.flagged["api"]
 	for _, h := range headersFromEnv(environ) {
 		name, value, _ := strings.Cut(h, ": ")
 		c.headers = append(c.headers, proxy.Header{Name: name, Value: value})
@@ -161,10 +163,15 @@ func (c *serveConfig) check() error {
 		if _, _, err := net.SplitHostPort(c.upstream); err != nil {
 			return fmt.Errorf("upstream %q: want host:port", c.upstream)
 		}
-		if c.apiGiven { // drop-in mode serves the read-only API only when asked
-			if err := checkAPIAddr(c.apiAddr, c.apiToken); err != nil {
+		// Drop-in mode serves the read-only API only when asked. Asked by
+		// the environment alone (as the image's SWITCHYARD_API does) for an
+		// address beyond loopback without a token, it serves none and says
+		// why; asked by the flag, that is an error.
+		if err := checkAPIAddr(c.apiAddr, c.apiToken); c.apiGiven && err != nil {
+			if c.apiFlagged {
 				return err
 			}
+			c.apiGiven, c.apiSkipped = false, err.Error()
 		}
 	} else if err := c.managedSettings.validate(); err != nil {
 		return err

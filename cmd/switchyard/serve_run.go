@@ -66,6 +66,8 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 		g.Go(func() error { return runManaged(ctx, c, p, log, connect) })
 	case c.apiGiven:
 		g.Go(func() error { return runDropInAPI(ctx, c, p, log) })
+	case c.apiSkipped != "":
+		log.Warn().Str("reason", c.apiSkipped).Msg("no read-only API for this upstream: SWITCHYARD_API needs SWITCHYARD_API_TOKEN")
 	default:
 		log.Info().Msg("no API: set --api to serve /status, /metrics and the status page for this upstream")
 	}

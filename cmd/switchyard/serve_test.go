@@ -71,6 +71,12 @@ func TestParseServe(t *testing.T) {
 				t.Fatal("apiGiven without --api")
 			}
 		}},
+		{"drop-in with the image's public SWITCHYARD_API and no token serves none", []string{"app:8080"}, []string{"SWITCHYARD_API=0.0.0.0:8001"},
+			func(t *testing.T, c *serveConfig) {
+				if c.apiGiven || !strings.Contains(c.apiSkipped, "--api-token") {
+					t.Fatalf("apiGiven %v, skipped %q", c.apiGiven, c.apiSkipped)
+				}
+			}},
 		{"restarts, expiry and limits", []string{"--restart-attempts", "0", "--launched-ttl", "off", "--default-memory", "512m", "--pids-limit", "100"}, nil,
 			func(t *testing.T, c *serveConfig) {
 				if c.restartAttempts != 0 || c.launchedTTL >= 0 || c.policy.DefaultMemory != 512<<20 || c.policy.PidsLimit != 100 {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -30,8 +31,9 @@ type setting struct {
 type settings struct {
 	cmd  string
 	list []*setting
-	// given are the settings a flag or the environment set (not a default).
-	given map[string]bool
+	// given are the settings a flag or the environment set (not a
+	// default); flagged those a flag set.
+	given, flagged map[string]bool
 }
 
 func (s *settings) add(flagName string, envs []string, def, usage string, set func(string) error) {
@@ -138,7 +140,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 	}
 	seen := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { seen[f.Name] = true })
-	s.given = seen
+	s.given, s.flagged = seen, maps.Clone(seen)
 	for _, st := range s.list {
 		if seen[st.flag] {
 			continue
