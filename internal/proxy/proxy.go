@@ -21,7 +21,8 @@
 // and queued requests move to the new target without losing their place.
 //
 // The package knows nothing of Docker or S3: whoever manages containers
-// drives it through SetTarget, Target.WaitDrained and Target.SetDown. A
+// drives it through SetTarget, Target.WaitDrained, Target.SetDown and
+// Target.SetPaused. A
 // first page: ExampleProxy. The map: config.go (settings and defaults),
 // request.go (a request's way), queue.go (admission), lease.go (what an
 // admitted request holds), target.go (the drain), forward.go (the upstream
