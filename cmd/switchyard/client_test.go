@@ -265,6 +265,18 @@ func TestClientJSON(t *testing.T) {
 	}
 }
 
+// A dead active container shows no uptime, and the restarts are named.
+func TestClientStatusRestart(t *testing.T) {
+	a := newTestAPI(t)
+	a.m.status.Healthy = false
+	a.m.status.Active.Health = manager.HealthDead
+	a.m.status.Restart = &manager.RestartStatus{Container: newCtrID, State: manager.RestartGaveUp, Attempts: 3, MaxAttempts: 3, LastError: "exited with code 3"}
+	code, out, _ := a.cli("status")
+	if code != 1 || !strings.Contains(out, "dead  up -") || !strings.Contains(out, "restart   GAVE UP after 3 tries (a crash loop): deploy or roll back; last: exited with code 3") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
 func TestClientStatusUnhealthy(t *testing.T) {
 	for _, asJSON := range []bool{false, true} {
 		t.Run(fmt.Sprint("json=", asJSON), func(t *testing.T) {
