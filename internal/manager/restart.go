@@ -86,13 +86,13 @@ func (m *Manager) reviveLoop(ctx context.Context, d *deployment) {
 			m.revive.container, m.revive.lastErr = next.info.ID, ""
 			m.mu.Unlock()
 			return
-		case err != nil:
+		case err != nil && !errors.Is(err, ErrCancelled):
 			m.revive.lastErr = err.Error()
 		}
 		cancelled := errors.Is(err, ErrCancelled)
 		m.mu.Unlock()
-		if cancelled {
-			m.giveUp(d, "an operator cancelled it")
+		if cancelled { // by an operator, or a rollback that replaces it
+			m.giveUp(d, firstLine(err.Error()))
 			return
 		}
 	}

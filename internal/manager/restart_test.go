@@ -198,3 +198,36 @@ func TestRollbackPreemptsLaunch(t *testing.T) {
 		t.Fatalf("after the rollback: %d %q", code, body)
 	}
 }
+
+// Cancelling a restart that cannot succeed stops the tries: the manager
+// gives up at once and says who cancelled it.
+func TestCancelRestart(t *testing.T) {
+	e := newEnv(t)
+	if err := e.m.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	slow := e.put(strings.Replace(cfgJSON("app:v1", "v1", ""), `"start_timeout":"1s"`, `"start_timeout":"10m"`, 1))
+	info, err := e.m.Launch(context.Background(), slow, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Switch(context.Background(), info.ID, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.docker.get(info.ID)
+	e.docker.mu.Lock()
+	c.healthy = false // it starts again, but never passes its health checks
+	e.docker.mu.Unlock()
+	e.docker.kill(info.ID, 137)
+	waitFor(t, "the restart to run", func() bool { return strings.HasPrefix(e.m.Status().Operation, "restart ") })
+	if _, err := e.m.Cancel(context.Background(), "", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the manager to give up", func() bool { r := e.m.Status().Restart; return r != nil && r.State == RestartGaveUp })
+	if h := e.m.History()[0]; h.Action != ActionRestart || !strings.Contains(h.Error, "cancelled by ops") || strings.Count(h.Error, "cancelled by ops") != 1 {
+		t.Fatalf("history %+v", h)
+	}
+	if code, _ := e.get("/"); code != 502 {
+		t.Fatalf("after the cancelled restart: %d, want 502", code)
+	}
+}
