@@ -103,12 +103,14 @@ func (c cachingStore) put(name string, data []byte) {
 	}
 	var files []file
 	for _, e := range entries {
-		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && e.Name() != name {
 			files = append(files, file{e.Name(), info.ModTime()})
 		}
 	}
+	// The one just written is the newest whatever the clock's grain says;
+	// the others by their last use.
 	slices.SortFunc(files, func(a, b file) int { return b.used.Compare(a.used) })
-	for _, f := range files[min(c.keep, len(files)):] {
+	for _, f := range files[min(c.keep-1, len(files)):] {
 		_ = os.Remove(filepath.Join(c.dir, f.name))
 	}
 }

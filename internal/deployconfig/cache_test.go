@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeStore is an objectStore in memory that can be down or hung.
@@ -152,10 +153,13 @@ func TestCacheKeepsTheRecent(t *testing.T) {
 	dir := t.TempDir()
 	c := cachingStore{objectStore: store, dir: dir, keep: 2}
 	ctx := context.Background()
-	for _, id := range ids {
+	for i, id := range ids {
 		if _, _, err := c.get(ctx, id+".json"); err != nil {
 			t.Fatal(err)
 		}
+		// Used in order, a minute apart (the clock's grain could tie them).
+		at := time.Now().Add(time.Duration(i-len(ids)) * time.Minute)
+		os.Chtimes(filepath.Join(dir, id+".json"), at, at)
 	}
 	c.get(ctx, badID+".json")
 	entries, _ := os.ReadDir(dir)
@@ -163,8 +167,8 @@ func TestCacheKeepsTheRecent(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if len(names) != 2 || !strings.Contains(strings.Join(names, " "), ids[3]) {
-		t.Fatalf("cache holds %v, want 2 files with the last used %s and not the tampered one", names, ids[3])
+	if len(names) != 2 || !strings.Contains(strings.Join(names, " "), ids[3]) || !strings.Contains(strings.Join(names, " "), ids[2]) {
+		t.Fatalf("cache holds %v, want the 2 last used %s and %s, and not the tampered one", names, ids[2], ids[3])
 	}
 }
 
