@@ -43,11 +43,7 @@ func TestDiscard(t *testing.T) {
 // answer and /status); one switched to in time does not.
 func TestLaunchedExpires(t *testing.T) {
 	e := newEnv(t)
-	e.m.Close()
-	e.m = e.newManager(func(o *Options) { o.LaunchedTTL = 300 * time.Millisecond })
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.LaunchedTTL = 300 * time.Millisecond })
 	kept := e.deploy("v1")
 	info, err := e.m.Launch(context.Background(), e.configs["v2"], "ci")
 	if err != nil {
@@ -76,9 +72,7 @@ func TestLaunchedExpires(t *testing.T) {
 // does one removed while Docker's events were not heard (reconcile).
 func TestRemovedLaunchedLeavesStatus(t *testing.T) {
 	e := newEnv(t)
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start()
 	e.deploy("v1")
 	info, err := e.m.Launch(context.Background(), e.configs["v2"], "ci")
 	if err != nil {

@@ -335,11 +335,7 @@ func TestSwitchDrainsOldRequests(t *testing.T) {
 // an unhealthy status.
 func TestActiveContainerDies(t *testing.T) {
 	e := newEnv(t)
-	e.m.Close()
-	e.m = e.newManager(func(o *Options) { o.RestartAttempts = -1 })
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.RestartAttempts = -1 })
 	res := e.deploy("v1")
 	e.docker.kill(res.Active.ID, 137)
 	e.waitHealthy(false)

@@ -21,6 +21,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// start replaces the manager with one made with opts and starts what runs
+// beside the operations (Docker's events, the expiry of launched
+// containers), as Start does, without Start's cold start: a new install's
+// cold start retries, taking the operation slot from the test's own
+// operations now and then.
+func (e *env) start(opts ...func(*Options)) {
+	e.t.Helper()
+	e.m.Close()
+	e.m = e.newManager(opts...)
+	e.m.spawn(e.ctx, e.m.watchEvents)
+	e.m.spawn(e.ctx, e.m.expireLaunched)
+}
+
 func (e *env) actions() []string {
 	var out []string
 	for _, h := range e.m.History() {
@@ -34,11 +47,7 @@ func (e *env) actions() []string {
 // address its restart got.
 func TestDeadActiveComesBack(t *testing.T) {
 	e := newEnv(t)
-	e.m.Close()
-	e.m = e.newManager(func(o *Options) { o.RestartBackoff = 300 * time.Millisecond })
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.RestartBackoff = 300 * time.Millisecond })
 	res := e.deploy("v1")
 	addr := res.Active.Addr
 	e.docker.kill(res.Active.ID, 137)
@@ -67,9 +76,7 @@ func TestDeadActiveComesBack(t *testing.T) {
 // brings the app back.
 func TestCrashLoopGivesUp(t *testing.T) {
 	e := newEnv(t)
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.RestartBackoff = 20 * time.Millisecond })
 	res := e.deploy("v1")
 	c, _ := e.docker.get(res.Active.ID)
 	e.docker.mu.Lock()
@@ -108,9 +115,7 @@ func TestCrashLoopGivesUp(t *testing.T) {
 // new container of its config; rollback still goes to the version before.
 func TestRemovedActiveIsRelaunched(t *testing.T) {
 	e := newEnv(t)
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.RestartBackoff = 20 * time.Millisecond })
 	e.deploy("v1")
 	r2 := e.deploy("v2")
 	e.docker.rmForce(r2.Active.ID)
@@ -203,9 +208,7 @@ func TestRollbackPreemptsLaunch(t *testing.T) {
 // gives up at once and says who cancelled it.
 func TestCancelRestart(t *testing.T) {
 	e := newEnv(t)
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.RestartBackoff = 20 * time.Millisecond })
 	slow := e.put(strings.Replace(cfgJSON("app:v1", "v1", ""), `"start_timeout":"1s"`, `"start_timeout":"10m"`, 1))
 	info, err := e.m.Launch(context.Background(), slow, "ci")
 	if err != nil {
