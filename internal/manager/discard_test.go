@@ -3,6 +3,8 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +158,29 @@ func TestRollbackFromTheCache(t *testing.T) {
 	}
 	if code, body := e.get("/"); code != 200 || body != "v1" {
 		t.Fatalf("after the rollback: %d %q", code, body)
+	}
+}
+
+// A host-network config whose port something already answers on is not
+// started: its container could not bind the port, and the other process
+// would pass its health checks.
+func TestHostNetworkPortTaken(t *testing.T) {
+	e := newEnv(t)
+	e.m.Close()
+	e.m = e.newManager(func(o *Options) { o.Policy.AllowHostNetwork = true })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	id := e.put(fmt.Sprintf(`{"image":"app:v1","port":%d,"network_mode":"host","health":{"interval":"100ms","start_timeout":"1s"}}`, port))
+	created := len(e.docker.created)
+	_, err = e.m.Launch(context.Background(), id, "ci")
+	if !errors.Is(err, ErrUnhealthy) || !strings.Contains(err.Error(), fmt.Sprintf("port %d on the host network is taken", port)) {
+		t.Fatalf("launch on a taken host port: %v", err)
+	}
+	if len(e.docker.created) != created {
+		t.Fatal("a container was created")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"strconv"
 	"time"
 
@@ -48,6 +49,9 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 		log.Debug().Str("progress", line).Msg("pull")
 	}); err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), dockerErr(err))
+	}
+	if err := hostPortFree(cfg, spec); err != nil {
+		return ContainerInfo{}, err
 	}
 	d, err := m.create(ctx, cfg, spec)
 	if err != nil {
@@ -103,6 +107,27 @@ func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config,
 		StopSignal: cfg.Stop.Signal, StopTimeout: cfg.Stop.Timeout.Duration,
 		Privileged: cfg.Privileged, NetworkMode: networkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
 	}, nil
+}
+
+// hostPortFree refuses to start a host-network container on a port that
+// something already answers on (the active container of the same config,
+// most often): the new container could not bind it, and its health checks
+// would be answered by the other process, so it would look healthy while
+// it exits.
+func hostPortFree(cfg *deployconfig.Config, spec dockerctl.Spec) error {
+	if spec.NetworkMode != "host" {
+		return nil
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil // nothing answers: the port is free
+	}
+	conn.Close()
+	return fmt.Errorf("config %s: %w: port %d on the host network is taken (%s answers): its container could not bind it, "+
+		"and the health checks would reach the other process; a host-network app cannot run two versions side by side "+
+		"on one port: stop what holds the port first, or run the app on the bridge network",
+		ids.Short(cfg.ID), ErrUnhealthy, cfg.Port, addr)
 }
 
 // create creates and starts the container: a deployment, launching.
