@@ -3,6 +3,15 @@
 #   docker build -t switchyard --build-arg VERSION=$(git describe --always) .
 #   scripts/build-image.sh [TAG]      # the same, offline: vendors the modules first
 #
+# The base images are build arguments, so that a machine without Docker Hub
+# builds with the images it has, without retagging them:
+#
+#   docker build --build-arg GO_IMAGE=registry.local/golang:1.26 \
+#     --build-arg RUNTIME_IMAGE=registry.local/distroless-static .
+#
+# GO_IMAGE needs Go 1.26, /bin/sh and /etc/ssl/certs/ca-certificates.crt;
+# RUNTIME_IMAGE is scratch unless you want a shell in the image.
+#
 # Managed mode needs the host's Docker socket; the image runs as 65532:65532,
 # so give the container the socket's group (or run it as root):
 #
@@ -12,7 +21,10 @@
 #
 # See docs/container.md.
 
-FROM golang:1.26 AS build
+ARG GO_IMAGE=golang:1.26
+ARG RUNTIME_IMAGE=scratch
+
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 COPY . .
 ARG VERSION=dev
@@ -25,7 +37,7 @@ RUN set -eu; \
         -o /switchyard ./cmd/switchyard; \
     mkdir -p /out/state /out/configs
 
-FROM scratch
+FROM ${RUNTIME_IMAGE}
 # CA certificates for S3 (and any registry) over HTTPS.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /switchyard /switchyard

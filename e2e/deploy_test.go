@@ -98,6 +98,7 @@ func TestDeployLifecycle(t *testing.T) {
 	v1img, v2img := st.image("v1"), st.image("v2")
 	v1 := st.config(appConfig(v1img, `"env":{"GREETING":"hello"},`))
 	v2 := st.config(appConfig(v2img, ""))
+	unused := st.config(appConfig(v2img, `"env":{"NEVER_LAUNCHED":"1"},`))
 	st.s3.Put(t, st.bucket, st.prefix+"/current.json", []byte(`{"id":"`+v1+`"}`))
 
 	// Cold start: current.json is launched and switched to.
@@ -244,9 +245,18 @@ func TestDeployLifecycle(t *testing.T) {
 
 	t.Run("S3 server stopped", func(t *testing.T) {
 		st.s3.Stop()
-		code, body := st.call("POST", "/launch", `{"id":"`+v2+`"}`)
+		code, body := st.call("POST", "/launch", `{"id":"`+unused+`"}`)
 		if code != 503 || !strings.Contains(body, "config_source_unavailable") {
-			t.Fatalf("launch with S3 down: %d %s", code, body)
+			t.Fatalf("launch of a config never used, with S3 down: %d %s", code, body)
+		}
+		untouched(t)
+		// A config used before comes from the cache in the state directory.
+		info, err := st.client.Launch(context.Background(), v2)
+		if err != nil || info.ConfigID != v2 {
+			t.Fatalf("launch of a cached config with S3 down: %+v %v", info, err)
+		}
+		if _, err := st.client.Discard(context.Background(), info.ID); err != nil {
+			t.Fatal(err)
 		}
 		untouched(t)
 	})
@@ -274,7 +284,7 @@ func TestDeployLifecycle(t *testing.T) {
 		}
 	})
 
-	t.Run("the active container dying is noticed", func(t *testing.T) {
+	t.Run("the active container dying is noticed and brought back", func(t *testing.T) {
 		// Stopped behind switchyard's back, as a crash or an operator would.
 		if err := st.docker.Stop(context.Background(), active, time.Second); err != nil {
 			t.Fatal(err)
@@ -290,10 +300,12 @@ func TestDeployLifecycle(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		// "not running" is the proxy's own answer for a dead target (no dial).
-		code, body := st.get("/")
-		if code != 502 || !strings.Contains(body, "not running") {
-			t.Fatalf("proxy after the death: %d %q", code, body)
+		// The request waits in the queue while the container is started again.
+		if code, body := st.get("/"); code != 200 || body != "v1" {
+			t.Fatalf("proxy after the death: %d %q, want v1 once it is back", code, body)
+		}
+		if m := st.waitHealthy(30 * time.Second); m.Active.ID != active {
+			t.Fatalf("active %s after the restart, want %s", m.Active.ID, active)
 		}
 		if !strings.Contains(st.logs.String(), "the active container died") {
 			t.Fatal("the log does not say the active container died")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -46,7 +48,7 @@ func clientSettings(cmd string, c *clientConfig) *settings {
 // named for it.
 type clientCommand struct {
 	args    string // positional arguments, for usage
-	nargs   int
+	nargs   int    // how many; -1: any (joined by the command)
 	summary string
 	run     func(ctx context.Context, r *clientRun, args []string) error
 }
@@ -55,8 +57,10 @@ var clientCommands = map[string]clientCommand{
 	"launch":   {"ID", 1, "launch the deployment config ID (or an unambiguous prefix) and wait until it is healthy", runLaunch},
 	"switch":   {"CONTAINER", 1, "make a launched container active (container id, short id or config id), then drain and stop the old one", runSwitch},
 	"deploy":   {"ID", 1, "launch the config ID, then switch to the launched container", runDeploy},
-	"rollback": {"", 0, "launch the previous config and switch to it", runRollback},
-	"status":   {"", 0, "show the active container and the proxy's figures; exit 1 when not healthy", runStatus},
+	"rollback": {"", 0, "launch the previous config and switch to it (it cancels a running launch, switch or restart first)", runRollback},
+	"discard":  {"CONTAINER", 1, "remove a launched container nobody will switch to", runDiscard},
+	"cancel":   {"[OPERATION]", -1, "cancel the running operation (only OPERATION, as status shows it, when given) and wait until it has cleaned up", runCancel},
+	"status":   {"", 0, "show the active container and the proxy's figures; exit 1 when not healthy, 3 when the API cannot tell", runStatus},
 	"history":  {"", 0, "show recent deployments, newest first", runHistory},
 }
 
@@ -80,7 +84,7 @@ func runClient(ctx context.Context, name string, args []string, stdout, stderr i
 		return 0
 	}
 	rest, err := s.parse(orderArgs(args, s), os.Getenv)
-	if err == nil && len(rest) != cmd.nargs {
+	if err == nil && len(rest) != cmd.nargs && cmd.nargs >= 0 {
 		err = fmt.Errorf("want %d argument(s) %s, got %q (run switchyard %s --help)", cmd.nargs, cmd.args, rest, name)
 	}
 	var c *api.Client
@@ -91,12 +95,39 @@ func runClient(ctx context.Context, name string, args []string, stdout, stderr i
 		fmt.Fprintf(stderr, "switchyard: %s: %v\n", name, err)
 		return 2
 	}
+	// Ctrl-C (or SIGTERM) ends the wait for the API; each command says what
+	// that leaves on the server. A second Ctrl-C kills the client at once.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
 	if err := cmd.run(ctx, &clientRun{api: c, cfg: cfg, stdout: stdout, stderr: stderr}, rest); err != nil {
+		if ctx.Err() != nil && !errors.As(err, new(*exitError)) {
+			err = &exitError{exitInterrupted, fmt.Errorf("interrupted: %w", err)}
+		}
 		printError(stderr, err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
 		return 1
 	}
 	return 0
 }
+
+// exitError makes a client command exit with code instead of 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Exit codes beyond 0 (done), 1 (failed) and 2 (usage).
+const (
+	exitUnknown     = 3   // status: the API gave no answer about the app's health
+	exitInterrupted = 130 // Ctrl-C, as shells report SIGINT
+)
 
 // printError prints the one-line failure and, below it, any further lines
 // of the API's message (an unhealthy container's last log lines), then

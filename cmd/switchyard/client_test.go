@@ -33,6 +33,7 @@ type fakeManager struct {
 	calls     []string
 	launchErr error
 	switchErr error
+	cancelErr error
 	delay     time.Duration
 	status    manager.Status
 	history   []manager.Event
@@ -79,8 +80,22 @@ func (f *fakeManager) Rollback(ctx context.Context, who string) (manager.SwitchR
 	return manager.SwitchResult{Active: oldInfo, Previous: &newInfo, Drained: false, DrainFor: 30 * time.Second}, nil
 }
 
+func (f *fakeManager) Discard(ctx context.Context, ref, who string) (manager.ContainerInfo, error) {
+	f.record("discard " + ref + " " + who)
+	return newInfo, nil
+}
+
+func (f *fakeManager) Cancel(ctx context.Context, op, who string) (string, error) {
+	f.record("cancel " + op + " " + who)
+	if f.cancelErr != nil {
+		return "", f.cancelErr
+	}
+	return manager.LaunchOperation(cfgID), nil
+}
+
 func (f *fakeManager) Status() manager.Status   { return f.status }
 func (f *fakeManager) History() []manager.Event { return f.history }
+func (f *fakeManager) Series() []manager.Point  { return nil }
 
 // testAPI serves the real API handler over a fake manager and remembers the
 // last request's headers.
@@ -183,6 +198,10 @@ func TestClientCommands(t *testing.T) {
 			[]string{"TIME", "ACTION", "switch  ok      3fa4c2e1  1a2b3c4d5e6f  alice  1.2s",
 				"launch  error   bbbbbbbb  -             ci     1m0s  container did not become healthy\n"}, nil},
 		{"flags after the argument", []string{"launch", "3fa4c2e1", "--user", "bob"}, 0, []string{"launch 3fa4c2e1 bob"}, nil, nil},
+		{"discard", []string{"discard", "1a2b3c4d5e6f"}, 0, []string{"discard 1a2b3c4d5e6f alice"},
+			[]string{"removed  1a2b3c4d5e6f  image registry.local/app:42"}, nil},
+		{"cancel", []string{"cancel"}, 0, []string{"cancel  alice"}, []string{"cancelled launch 3fa4c2e1b5d6"}, nil},
+		{"cancel one operation", []string{"cancel", "launch", "3fa4c2e1b5d6"}, 0, []string{"cancel launch 3fa4c2e1b5d6 alice"}, []string{"cancelled launch 3fa4c2e1b5d6"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,6 +265,18 @@ func TestClientJSON(t *testing.T) {
 	}
 }
 
+// A dead active container shows no uptime, and the restarts are named.
+func TestClientStatusRestart(t *testing.T) {
+	a := newTestAPI(t)
+	a.m.status.Healthy = false
+	a.m.status.Active.Health = manager.HealthDead
+	a.m.status.Restart = &manager.RestartStatus{Container: newCtrID, State: manager.RestartGaveUp, Attempts: 3, MaxAttempts: 3, LastError: "exited with code 3"}
+	code, out, _ := a.cli("status")
+	if code != 1 || !strings.Contains(out, "dead  up -") || !strings.Contains(out, "restart   GAVE UP after 3 tries (a crash loop): deploy or roll back; last: exited with code 3") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
 func TestClientStatusUnhealthy(t *testing.T) {
 	for _, asJSON := range []bool{false, true} {
 		t.Run(fmt.Sprint("json=", asJSON), func(t *testing.T) {
@@ -295,11 +326,11 @@ func TestClientAPIErrors(t *testing.T) {
 			"switchyard: launch 3fa4c2e1: docker: no (HTTP 503 docker_unavailable)\nnothing was switched: the active container keeps serving\n", 1},
 		{"deploy switch fails", []string{"deploy", cfgID}, nil, fmt.Errorf("%w: gone", manager.ErrUnknownContainer), token,
 			"switchyard: switch 1a2b3c4d5e6f: no such launched container: gone (HTTP 404 unknown_container)\n" +
-				"container 1a2b3c4d5e6f was launched but is not active; see switchyard status, retry with: switchyard switch 1a2b3c4d5e6f\n", 2},
+				"container 1a2b3c4d5e6f was launched but is not active; see switchyard status, retry with: switchyard switch 1a2b3c4d5e6f, or remove it with switchyard discard 1a2b3c4d5e6f\n", 2},
 		{"wrong token", []string{"rollback"}, nil, nil, "wrong",
 			"switchyard: rollback: wrong token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN); a browser logs in with any user name and the token as the password (HTTP 401 unauthorized)\n", 0},
-		{"no token", []string{"status"}, nil, nil, "",
-			"switchyard: status: no token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN); a browser logs in with any user name and the token as the password (HTTP 401 unauthorized)\n", 0},
+		{"no token", []string{"history"}, nil, nil, "",
+			"switchyard: history: no token: send \"Authorization: Bearer <token>\" with the API token (switchyard --api-token or SWITCHYARD_API_TOKEN); a browser logs in with any user name and the token as the password (HTTP 401 unauthorized)\n", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,8 +452,8 @@ func TestClientConnectionRefused(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	code, _, errOut := runCLI("status", "--api", addr)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1", code)
+	if code != exitUnknown {
+		t.Fatalf("exit %d, want %d: no answer is not the same as unhealthy", code, exitUnknown)
 	}
 	want := "switchyard: status: cannot reach the switchyard API at http://" + addr + ": connection refused"
 	if !strings.HasPrefix(errOut, want) {
@@ -451,8 +482,8 @@ func TestClientNotTheAPI(t *testing.T) {
 		fmt.Fprint(w, "<html>bad gateway</html>")
 	}))
 	defer srv.Close()
-	code, _, errOut := runCLI("status", "--api", srv.URL)
-	if code != 1 || !strings.Contains(errOut, `unexpected answer from `+srv.URL+`/status: "<html>bad gateway</html>" (HTTP 502 Bad Gateway)`) {
+	code, _, errOut := runCLI("history", "--api", srv.URL)
+	if code != 1 || !strings.Contains(errOut, `unexpected answer from `+srv.URL+`/deployments?limit=20: "<html>bad gateway</html>" (HTTP 502 Bad Gateway)`) {
 		t.Errorf("exit %d, stderr %s", code, errOut)
 	}
 }
@@ -511,5 +542,65 @@ func TestArgOrder(t *testing.T) {
 	}
 	if _, on := parse("--json", "--json=false"); on {
 		t.Error("--json=false did not win as the last")
+	}
+}
+
+// status exits 1 for an unhealthy app and 3 when the API gave no answer
+// about it: a script tells them apart.
+func TestClientStatusExitCodes(t *testing.T) {
+	a := newTestAPI(t)
+	if code, _, _ := a.cli("status"); code != 0 {
+		t.Fatalf("healthy: exit %d", code)
+	}
+	a.m.status.Healthy = false
+	if code, _, _ := a.cli("status"); code != 1 {
+		t.Fatalf("unhealthy: exit %d, want 1", code)
+	}
+	code, _, errOut := runCLI("status", "--api", a.URL, "--api-token", "wrong")
+	if code != exitUnknown || !strings.Contains(errOut, "wrong token") {
+		t.Fatalf("refused: exit %d, want %d; stderr %s", code, exitUnknown, errOut)
+	}
+}
+
+// runInterrupted runs the CLI and interrupts it (as Ctrl-C does) after d.
+func runInterrupted(d time.Duration, args ...string) (int, string, string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(d, cancel)
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// Ctrl-C during a launch cancels it on the server and says that nothing is
+// left; during deploy's switch it says the switch goes on.
+func TestClientInterrupt(t *testing.T) {
+	a := newTestAPI(t)
+	a.m.delay = 10 * time.Second
+	for _, cmd := range []string{"launch", "deploy"} {
+		code, _, errOut := runInterrupted(200*time.Millisecond, append(append([]string{cmd}, a.auth()...), cfgID)...)
+		if code != exitInterrupted {
+			t.Fatalf("%s: exit %d, want %d; stderr %s", cmd, code, exitInterrupted, errOut)
+		}
+		if !strings.Contains(errOut, "the launch of 3fa4c2e1 was cancelled and its container removed; nothing was switched") {
+			t.Errorf("%s: stderr %s", cmd, errOut)
+		}
+		if c := a.m.Calls(); c[len(c)-1] != "cancel "+manager.LaunchOperation(cfgID)+" alice" {
+			t.Errorf("%s: calls %q, want the launch cancelled by name", cmd, c)
+		}
+	}
+	a.m.cancelErr = fmt.Errorf("%w: launch 3fa4c2e1b5d6 is not running", manager.ErrNoOperation)
+	code, _, errOut := runInterrupted(200*time.Millisecond, append(append([]string{"launch"}, a.auth()...), cfgID)...)
+	if code != exitInterrupted || !strings.Contains(errOut, "was cancelled and its container removed") {
+		t.Errorf("launch already ended: exit %d, stderr %s", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		code, out, _ := runCLI(arg)
+		if code != 0 || !strings.HasPrefix(out, "switchyard "+version+" (go") {
+			t.Errorf("%s: exit %d, %q", arg, code, out)
+		}
 	}
 }

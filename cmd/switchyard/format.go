@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/api"
 	"github.com/switchyard/switchyard/internal/ids"
+	"github.com/switchyard/switchyard/internal/manager"
 )
 
 // How the client subcommands show ids: containers as docker ps does,
@@ -59,9 +60,12 @@ func printStatus(w io.Writer, st api.StatusResponse) {
 	fmt.Fprintf(tw, "health\t%s\n", healthLine(st))
 	if a := st.Active; a != nil {
 		fmt.Fprintf(tw, "active\t%s  image %s  config %s  %s  up %s  in flight %d\n", ids.Short(a.ID), a.Image,
-			ids.Cut(a.ConfigID, configIDLen), a.Health, humanDuration(now.Sub(a.Started)), a.InFlight)
+			ids.Cut(a.ConfigID, configIDLen), a.Health, upFor(*a, now), a.InFlight)
 	} else {
 		fmt.Fprintf(tw, "active\tnone\n")
+	}
+	if r := st.Restart; r != nil {
+		fmt.Fprintf(tw, "restart\t%s\n", restartLine(r))
 	}
 	if st.Operation != "" {
 		fmt.Fprintf(tw, "running\t%s\n", st.Operation)
@@ -82,9 +86,29 @@ func printStatus(w io.Writer, st api.StatusResponse) {
 			mark = "*"
 		}
 		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t%d\n", mark, ids.Short(c.ID), c.Image, ids.Cut(c.ConfigID, configIDLen),
-			c.Health, humanDuration(now.Sub(c.Started)), c.InFlight)
+			c.Health, upFor(c, now), c.InFlight)
 	}
 	tw.Flush()
+}
+
+// upFor is how long a container has run, "-" once it died.
+func upFor(c api.ContainerInfo, now time.Time) string {
+	if c.Health == manager.HealthDead {
+		return "-"
+	}
+	return humanDuration(now.Sub(c.Started))
+}
+
+// restartLine says how bringing the dead active container back goes.
+func restartLine(r *manager.RestartStatus) string {
+	line := fmt.Sprintf("bringing the dead container back: try %d of %d", r.Attempts, r.MaxAttempts)
+	if r.State == manager.RestartGaveUp {
+		line = fmt.Sprintf("GAVE UP after %d tries (a crash loop): deploy or roll back", r.Attempts)
+	}
+	if r.LastError != "" {
+		line += "; last: " + shorten(r.LastError, 100)
+	}
+	return line
 }
 
 func healthLine(st api.StatusResponse) string {

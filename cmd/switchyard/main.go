@@ -19,8 +19,12 @@ Usage:
   switchyard switch [flags] CONTAINER             make a launched container active; drain and stop the old one
   switchyard deploy [flags] ID                    launch, then switch to the launched container
   switchyard rollback [flags]                     launch the previous config and switch to it
-  switchyard status [flags] [--json]              the active container and the proxy's figures (exit 1: unhealthy)
+  switchyard discard [flags] CONTAINER            remove a launched container nobody will switch to
+  switchyard cancel [flags] [OPERATION]           cancel the running operation (a launch removes its container)
+  switchyard status [flags] [--json]              the active container and the proxy's figures (exit 1: unhealthy, 3: no answer)
   switchyard history [flags] [--json]             recent deployments, newest first
+  switchyard check [flags] FILE                   check a config offline: its id and every problem a launch would find
+  switchyard version                              the version of this binary
   switchyard help                                 this text
 
 The client commands talk to the management API: --api (SWITCHYARD_API, default
@@ -46,8 +50,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		err = runServe(ctx, args[1:])
-	case "launch", "switch", "deploy", "rollback", "status", "history":
+	case "launch", "switch", "deploy", "rollback", "discard", "cancel", "status", "history":
 		return runClient(ctx, args[0], args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "version", "--version", "-version", "-v":
+		runVersion(stdout)
+		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return 0

@@ -46,6 +46,11 @@ type serveConfig struct {
 	// Managed mode (no upstream): the deploy manager and its API
 	// (serve_managed.go).
 	managedSettings
+	// apiGiven says --api (or SWITCHYARD_API) was set: with an upstream,
+	// the read-only API is served there (serve_dropin.go); apiFlagged says
+	// the flag set it; apiSkipped why it is not served after all.
+	apiGiven, apiFlagged bool
+	apiSkipped           string
 
 	// Production HTTP, each in its own file: TLS (serve_tls.go), the
 	// request path's HTTP features (serve_http.go), and the handlers in
@@ -121,10 +126,13 @@ func parseServe(args []string, environ []string) (*serveConfig, error) {
 			env[k] = v
 		}
 	}
-	rest, err := s.parse(args, func(k string) string { return env[k] })
+	// Flags may follow the positional UPSTREAM WORKERS, as they may
+	// precede them.
+	rest, err := s.parse(orderArgs(args, s), func(k string) string { return env[k] })
 	if err != nil {
 		return nil, err
 	}
+	c.apiGiven, c.apiFlagged = s.given["api"], s.flagged["api"]
 	for _, h := range headersFromEnv(environ) {
 		name, value, _ := strings.Cut(h, ": ")
 		c.headers = append(c.headers, proxy.Header{Name: name, Value: value})
@@ -154,6 +162,16 @@ func (c *serveConfig) check() error {
 	if c.upstream != "" {
 		if _, _, err := net.SplitHostPort(c.upstream); err != nil {
 			return fmt.Errorf("upstream %q: want host:port", c.upstream)
+		}
+		// Drop-in mode serves the read-only API only when asked. Asked by
+		// the environment alone (as the image's SWITCHYARD_API does) for an
+		// address beyond loopback without a token, it serves none and says
+		// why; asked by the flag, that is an error.
+		if err := checkAPIAddr(c.apiAddr, c.apiToken); c.apiGiven && err != nil {
+			if c.apiFlagged {
+				return err
+			}
+			c.apiGiven, c.apiSkipped = false, err.Error()
 		}
 	} else if err := c.managedSettings.validate(); err != nil {
 		return err

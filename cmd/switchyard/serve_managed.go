@@ -7,6 +7,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -33,6 +37,11 @@ type managedSettings struct {
 	stateDir      string
 	dockerNetwork string
 	policy        deployconfig.Policy
+	// restartAttempts bounds the tries to bring a dead active container
+	// back (0: none); launchedTTL is how long a launched container waits
+	// for a switch (negative: forever).
+	restartAttempts int
+	launchedTTL     time.Duration
 }
 
 // Managed mode's defaults.
@@ -51,15 +60,46 @@ func addManagedSettings(s *settings, m *managedSettings) {
 	s.str(&m.s3Endpoint, "s3-endpoint", []string{"SWITCHYARD_S3_ENDPOINT", "AWS_ENDPOINT_URL"}, "", "S3-compatible endpoint URL (default: AWS)")
 	s.str(&m.s3Region, "s3-region", []string{"SWITCHYARD_S3_REGION", "AWS_REGION"}, "", "S3 region (default: the AWS config's, else us-east-1)")
 	s.str(&m.s3PathStyle, "s3-path-style", []string{"SWITCHYARD_S3_PATH_STYLE"}, "auto", "path-style S3 addressing: true, false, or auto (true when --s3-endpoint is set)")
-	s.str(&m.apiAddr, "api", []string{"SWITCHYARD_API"}, defaultAPIAddr, "management API listen address")
+	s.str(&m.apiAddr, "api", []string{"SWITCHYARD_API"}, defaultAPIAddr, "management API listen address (with an upstream: the read-only API, served only when this is set)")
 	s.str(&m.apiToken, "api-token", []string{"SWITCHYARD_API_TOKEN"}, "", "bearer token the API requires (required when --api is not loopback)")
 	s.str(&m.envFile, "env-file", []string{"SWITCHYARD_ENV_FILE"}, "", "static KEY=value file; configs copy the keys they list in env_file")
-	s.str(&m.stateDir, "state-dir", []string{"SWITCHYARD_STATE_DIR"}, defaultStateDir, "directory for the state file and deployment history")
+	s.str(&m.stateDir, "state-dir", []string{"SWITCHYARD_STATE_DIR"}, defaultStateDir, "directory for the state file, deployment history and config cache")
 	s.str(&m.dockerNetwork, "docker-network", []string{"SWITCHYARD_DOCKER_NETWORK"}, "", "user-defined Docker network to run containers on, reached by name (when switchyard runs in a container)")
-	s.boolean(&m.policy.AllowPrivileged, "allow-privileged", []string{"SWITCHYARD_ALLOW_PRIVILEGED"}, "false", "let configs run privileged containers")
-	s.boolean(&m.policy.AllowHostNetwork, "allow-host-network", []string{"SWITCHYARD_ALLOW_HOST_NETWORK"}, "false", "let configs use the host network")
-	s.boolean(&m.policy.AllowBindMounts, "allow-bind-mounts", []string{"SWITCHYARD_ALLOW_BIND_MOUNTS"}, "false", "let configs bind-mount host paths")
-	s.boolean(&m.policy.AllowCapAdd, "allow-cap-add", []string{"SWITCHYARD_ALLOW_CAP_ADD"}, "false", "let configs add Linux capabilities")
+	s.integer(&m.restartAttempts, "restart-attempts", []string{"SWITCHYARD_RESTART_ATTEMPTS"}, strconv.Itoa(manager.DefaultRestartAttempts),
+		"tries in a row to bring a dead active container back (requests wait in the queue meanwhile) before giving up; 0: never", 0)
+	s.add("launched-ttl", []string{"SWITCHYARD_LAUNCHED_TTL"}, durationText(manager.DefaultLaunchedTTL),
+		"how long a launched container waits for a switch before it is removed; off: forever", func(v string) error {
+			if strings.EqualFold(strings.TrimSpace(v), "off") {
+				m.launchedTTL = -1
+				return nil
+			}
+			d, err := parseDuration(v)
+			m.launchedTTL = d
+			return err
+		})
+	addPolicySettings(s, &m.policy)
+}
+
+// addPolicySettings declares the operator's policy: what configs may ask
+// for, and the limits every container gets (serve and check share them).
+func addPolicySettings(s *settings, p *deployconfig.Policy) {
+	s.boolean(&p.AllowPrivileged, "allow-privileged", []string{"SWITCHYARD_ALLOW_PRIVILEGED"}, "false", "let configs run privileged containers")
+	s.boolean(&p.AllowHostNetwork, "allow-host-network", []string{"SWITCHYARD_ALLOW_HOST_NETWORK"}, "false", "let configs use the host network")
+	s.boolean(&p.AllowBindMounts, "allow-bind-mounts", []string{"SWITCHYARD_ALLOW_BIND_MOUNTS"}, "false", "let configs bind-mount host paths")
+	s.boolean(&p.AllowCapAdd, "allow-cap-add", []string{"SWITCHYARD_ALLOW_CAP_ADD"}, "false", "let configs add Linux capabilities")
+	s.add("default-memory", []string{"SWITCHYARD_DEFAULT_MEMORY"}, "", "memory limit of containers whose config sets none, e.g. 512m (default: none)", func(v string) error {
+		n, err := deployconfig.ParseSize(v)
+		p.DefaultMemory = n
+		return err
+	})
+	s.add("pids-limit", []string{"SWITCHYARD_PIDS_LIMIT"}, "", "most processes in every container, e.g. 1024 (default: no limit)", func(v string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q: want a whole number of at least 1", v)
+		}
+		p.PidsLimit = n
+		return nil
+	})
 }
 
 // validate checks them after parsing, in managed mode only.
@@ -125,15 +165,22 @@ func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog
 		ln.Close()
 		return fmt.Errorf("start-up: %w", err)
 	}
+	h := api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
+		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})})
+	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).
+		Bool("auth", c.apiToken != "").Msg("management API listening")
+	return c.serveAPI(ctx, h, ln)
+}
+
+// serveAPI serves the API's handler h on ln until ctx ends, then shuts it
+// down gracefully.
+func (c *serveConfig) serveAPI(ctx context.Context, h http.Handler, ln net.Listener) error {
 	srv := &http.Server{
-		Handler: api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
-			Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})}),
+		Handler:           h,
 		ReadHeaderTimeout: proxy.DefaultReadHeaderTimeout,
 		IdleTimeout:       proxy.DefaultIdleTimeout,
 		// No write timeout: a launch answers when the container is healthy.
 	}
-	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).
-		Bool("auth", c.apiToken != "").Msg("management API listening")
 	return proxy.ServeUntil(ctx, srv, ln, c.shutdownTimeout)
 }
 
@@ -149,9 +196,14 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 	if err != nil {
 		return nil, nil, err
 	}
+	restarts := c.restartAttempts
+	if restarts == 0 {
+		restarts = -1 // off
+	}
 	m, err := manager.New(manager.Options{
 		App: c.app, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
 		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: log,
+		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL,
 	})
 	if err != nil {
 		dc.Close()
@@ -169,8 +221,11 @@ func (c *serveConfig) source(ctx context.Context) (deployconfig.Source, map[stri
 	}
 	layout, _ := deployconfig.ParseLayout(c.layout)
 	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
+	// Configs used once stay readable while S3 is down: rollback, restarts
+	// and relaunches read them from the state directory.
 	src, err := deployconfig.Open(ctx, c.configs, deployconfig.OpenOptions{
-		Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout})
+		Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout,
+		CacheDir: filepath.Join(c.stateDir, "configs")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--configs: %w", err)
 	}

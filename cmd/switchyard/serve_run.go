@@ -61,8 +61,15 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 		return p.Serve(ctx, ln, proxy.ServerConfig{Handler: handler, TLS: tlsConf, ReadHeaderTimeout: c.readHeader,
 			IdleTimeout: c.idleTimeout, ShutdownTimeout: c.shutdownTimeout})
 	})
-	if c.upstream == "" {
+	switch {
+	case c.upstream == "":
 		g.Go(func() error { return runManaged(ctx, c, p, log, connect) })
+	case c.apiGiven:
+		g.Go(func() error { return runDropInAPI(ctx, c, p, log) })
+	case c.apiSkipped != "":
+		log.Warn().Str("reason", c.apiSkipped).Msg("no read-only API for this upstream: SWITCHYARD_API needs SWITCHYARD_API_TOKEN")
+	default:
+		log.Info().Msg("no API: set --api to serve /status, /metrics and the status page for this upstream")
 	}
 	return g.Wait()
 }

@@ -60,6 +60,29 @@ func TestParseServe(t *testing.T) {
 					t.Fatalf("trusted %v headers %v", c.trusted, c.headers)
 				}
 			}},
+		{"flags after the positional UPSTREAM WORKERS", []string{"app:8080", "3", "--queue-timeout", "2s", "--api", "127.0.0.1:9001"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.upstream != "app:8080" || c.workers != 3 || c.queueTimeout != 2*time.Second || !c.apiGiven || c.apiAddr != "127.0.0.1:9001" {
+					t.Fatalf("parsed: %+v", c)
+				}
+			}},
+		{"drop-in without --api serves no API", []string{"app:8080"}, nil, func(t *testing.T, c *serveConfig) {
+			if c.apiGiven {
+				t.Fatal("apiGiven without --api")
+			}
+		}},
+		{"drop-in with the image's public SWITCHYARD_API and no token serves none", []string{"app:8080"}, []string{"SWITCHYARD_API=0.0.0.0:8001"},
+			func(t *testing.T, c *serveConfig) {
+				if c.apiGiven || !strings.Contains(c.apiSkipped, "--api-token") {
+					t.Fatalf("apiGiven %v, skipped %q", c.apiGiven, c.apiSkipped)
+				}
+			}},
+		{"restarts, expiry and limits", []string{"--restart-attempts", "0", "--launched-ttl", "off", "--default-memory", "512m", "--pids-limit", "100"}, nil,
+			func(t *testing.T, c *serveConfig) {
+				if c.restartAttempts != 0 || c.launchedTTL >= 0 || c.policy.DefaultMemory != 512<<20 || c.policy.PidsLimit != 100 {
+					t.Fatalf("parsed: %+v", c.managedSettings)
+				}
+			}},
 		{"managed mode", []string{"--configs", "s3://b/p", "--api", "0.0.0.0:8001", "--api-token", "t", "--allow-privileged"}, []string{"AWS_ENDPOINT_URL=http://127.0.0.1:7070"},
 			func(t *testing.T, c *serveConfig) {
 				if c.configs != "s3://b/p" || c.s3Endpoint != "http://127.0.0.1:7070" || !c.policy.AllowPrivileged || c.policy.AllowHostNetwork {
@@ -102,6 +125,11 @@ func TestParseServeErrors(t *testing.T) {
 		{"public API without token", []string{"--api", "0.0.0.0:8001"}, nil, "--api-token"},
 		{"bad layout", []string{"--layout", "zip"}, nil, "layout"},
 		{"bad bool", []string{"--allow-privileged=maybe"}, nil, "allow-privileged"},
+		{"public drop-in API without token", []string{"a:1", "--api", "0.0.0.0:8001"}, nil, "--api-token"},
+		{"tiny default memory", []string{"--default-memory", "1k"}, nil, "default-memory"},
+		{"zero pids limit", []string{"--pids-limit", "0"}, nil, "pids-limit"},
+		{"negative restarts", []string{"--restart-attempts", "-1"}, nil, "restart-attempts"},
+		{"bad ttl", []string{"--launched-ttl", "never"}, nil, "launched-ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

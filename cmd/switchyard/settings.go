@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -30,6 +31,9 @@ type setting struct {
 type settings struct {
 	cmd  string
 	list []*setting
+	// given are the settings a flag or the environment set (not a
+	// default); flagged those a flag set.
+	given, flagged map[string]bool
 }
 
 func (s *settings) add(flagName string, envs []string, def, usage string, set func(string) error) {
@@ -136,6 +140,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 	}
 	seen := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { seen[f.Name] = true })
+	s.given, s.flagged = seen, maps.Clone(seen)
 	for _, st := range s.list {
 		if seen[st.flag] {
 			continue
@@ -146,7 +151,7 @@ func (s *settings) parse(args []string, getenv func(string) string) ([]string, e
 				if err := st.set(v); err != nil {
 					return nil, fmt.Errorf("%s=%s: %v", env, v, err)
 				}
-				applied = true
+				applied, seen[st.flag] = true, true
 				break
 			}
 		}

@@ -14,8 +14,11 @@
 //	GET  /headers        the request headers as JSON, with "Host" added
 //	GET  /_stats         {"inflight":..,"peak":..,"served":..} of all other requests
 //
-// It listens on $PORT (default 8080) and shuts down gracefully on SIGTERM or
-// SIGINT, letting in-flight requests finish for up to 10 s.
+// It listens on $HOST:$PORT (default all interfaces, port 8080) and shuts
+// down gracefully on SIGTERM or SIGINT, letting in-flight requests finish
+// for up to 10 s. With CRASH_ON_RESTART=1 it runs normally the first time
+// its container starts and exits with code 3 at once on every later start
+// (a mark in the container's filesystem remembers): a crash loop.
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -38,6 +42,9 @@ var version = "dev"
 // shutdownTimeout bounds the graceful shutdown on SIGTERM.
 const shutdownTimeout = 10 * time.Second
 
+// crashMark is the file CRASH_ON_RESTART leaves at the first start.
+const crashMark = "/.testapp-started"
+
 func main() {
 	log.SetFlags(0)
 	log.SetOutput(os.Stderr)
@@ -45,10 +52,19 @@ func main() {
 	if port == "" {
 		port = "8080"
 	}
+	if os.Getenv("CRASH_ON_RESTART") == "1" {
+		if _, err := os.Stat(crashMark); err == nil {
+			log.Printf("testapp %s: started again: crashing (CRASH_ON_RESTART)", version)
+			os.Exit(3)
+		}
+		if err := os.WriteFile(crashMark, nil, 0o644); err != nil {
+			log.Printf("testapp: %v", err)
+		}
+	}
 	a := &app{}
 	a.unhealthy.Store(os.Getenv("NEVER_HEALTHY") == "1")
 	srv := &http.Server{
-		Addr:              ":" + port,
+		Addr:              net.JoinHostPort(os.Getenv("HOST"), port),
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,

@@ -8,12 +8,21 @@
 //
 //	POST /launch       {"id": "<config id>"} or the bare id as text  → 200 manager.ContainerInfo
 //	POST /switch       {"container": "<ref>"}, {"id": "<ref>"} or the bare ref → 200 manager.SwitchResult
-//	POST /rollback     no body                                        → 200 manager.SwitchResult
+//	POST /rollback     {} or no body                                  → 200 manager.SwitchResult
+//	POST /discard      {"container": "<ref>"} or the bare ref         → 200 manager.ContainerInfo
+//	POST /cancel       {"operation": "<name>"}, {} or no body         → 200 {"cancelled": "<name>"}
 //	GET  /status       200 Status when healthy, 503 with the same body otherwise
 //	GET  /deployments  {"deployments": [manager.Event...]} newest first; ?limit=N
+//	GET  /series       {"points": [proxy.Point...]}: the last 15 minutes, per sample interval
 //	GET  /version      {"version": "..."}
 //	GET  /             the status page (HTML) for browsers; JSON clients get a 404
 //	GET  /ui/{file}    the status page's script and style sheet
+//
+// A POST must carry Content-Type: application/json, an X-Switchyard-User
+// header or a bearer token, and must not come from another site's page
+// (guard.go). Without a token the API answers only requests for a loopback
+// Host. A read-only API (Options.Reader, for a static upstream) answers
+// the POSTs with 409 read_only.
 //
 // GET /status answers the status page too when the request's Accept header
 // prefers text/html over application/json (a browser); see statuspage.go.
@@ -38,9 +47,22 @@ import (
 	"github.com/switchyard/switchyard/internal/manager"
 )
 
+// Reader is what the read-only routes need: /status, /deployments,
+// /series and the status page.
+type Reader interface {
+	// Status is the whole state for /status.
+	Status() manager.Status
+	// History is the deployment history, newest first.
+	History() []manager.Event
+	// Series is the proxy's figures per sample interval over the last 15
+	// minutes, oldest first.
+	Series() []manager.Point
+}
+
 // Manager is what the API needs of the deploy manager (*manager.Manager
 // implements it). who names the caller for the deployment history.
 type Manager interface {
+	Reader
 	// Launch fetches config id, pulls its image, starts a container and
 	// waits until it is healthy.
 	Launch(ctx context.Context, id, who string) (manager.ContainerInfo, error)
@@ -49,16 +71,21 @@ type Manager interface {
 	Switch(ctx context.Context, ref, who string) (manager.SwitchResult, error)
 	// Rollback launches the previous config and switches to it.
 	Rollback(ctx context.Context, who string) (manager.SwitchResult, error)
-	// Status is the whole state for /status.
-	Status() manager.Status
-	// History is the deployment history, newest first.
-	History() []manager.Event
+	// Discard removes a launched container nobody will switch to.
+	Discard(ctx context.Context, ref, who string) (manager.ContainerInfo, error)
+	// Cancel cancels the running operation (op, when not empty) and
+	// returns its name.
+	Cancel(ctx context.Context, op, who string) (string, error)
 }
 
 // Options configure New.
 type Options struct {
-	// Manager does the work. Required.
+	// Manager does the work. Required unless Reader is set.
 	Manager Manager
+	// Reader, used when Manager is nil, serves the read-only routes of a
+	// switchyard without deployments (a static upstream); the others
+	// answer 409 read_only.
+	Reader Reader
 	// Token, when not empty, is the bearer token every request must carry.
 	// Empty means no auth; the command only allows that on a loopback
 	// listener.
@@ -95,8 +122,11 @@ var routes = []route{
 	{http.MethodPost, "/launch", true, (*server).launch},
 	{http.MethodPost, "/switch", true, (*server).switchTo},
 	{http.MethodPost, "/rollback", true, (*server).rollback},
+	{http.MethodPost, "/discard", true, (*server).discard},
+	{http.MethodPost, "/cancel", true, (*server).cancel},
 	{http.MethodGet, "/status", false, (*server).statusOrPage},
 	{http.MethodGet, "/deployments", false, (*server).deployments},
+	{http.MethodGet, "/series", false, (*server).series},
 	{http.MethodGet, "/version", false, (*server).version},
 	{http.MethodGet, "/", false, (*server).page},
 	{http.MethodGet, "/ui/*", false, (*server).asset},
@@ -105,6 +135,7 @@ var routes = []route{
 // server holds the handlers' dependencies.
 type server struct {
 	o   Options
+	rd  Reader // o.Manager, or o.Reader
 	log zerolog.Logger
 }
 
@@ -112,9 +143,12 @@ type server struct {
 // timeouts but no write timeout that would cut a launch short (the long
 // routes clear the write deadline themselves, in case one is set).
 func New(o Options) http.Handler {
-	s := &server{o: o, log: o.Logger}
+	s := &server{o: o, rd: o.Reader, log: o.Logger}
+	if o.Manager != nil {
+		s.rd = o.Manager
+	}
 	r := chi.NewRouter()
-	r.Use(s.withAccessLog, s.withAuth)
+	r.Use(s.withAccessLog, s.withLoopbackHost, s.withAuth)
 	for _, rt := range routes {
 		r.Method(rt.method, rt.path, s.handler(rt))
 	}
@@ -123,7 +157,7 @@ func New(o Options) http.Handler {
 	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, KindUnknownRoute,
-			"no route "+r.URL.Path+": the API has /launch, /switch, /rollback, /status, /deployments, /metrics, /version")
+			"no route "+r.URL.Path+": the API has /launch, /switch, /rollback, /discard, /cancel, /status, /deployments, /series, /metrics, /version")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		allowed := ""
@@ -140,10 +174,16 @@ func New(o Options) http.Handler {
 	return r
 }
 
-// handler wraps a route's function with what every route needs: the
-// caller's name and, for long routes, no write deadline.
+// handler wraps a route's function with what every route needs: the guard
+// against other sites for the state-changing ones, and, for long routes, no
+// write deadline.
 func (s *server) handler(rt route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.method != http.MethodGet && s.o.Manager == nil {
+			writeError(w, http.StatusConflict, KindReadOnly, r.URL.Path+": this switchyard proxies to a static upstream "+
+				"(serve UPSTREAM WORKERS): it has no deployments to change; start it without UPSTREAM to manage containers")
+			return
+		}
 		if rt.long {
 			// A launch pulls an image and waits for health checks: minutes.
 			// Not every writer supports deadlines (httptest's does not).
@@ -151,4 +191,8 @@ func (s *server) handler(rt route) http.Handler {
 		}
 		rt.handle(s, w, r)
 	})
+	if rt.method == http.MethodGet {
+		return h
+	}
+	return s.withCSRFGuard(h)
 }

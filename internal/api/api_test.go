@@ -34,6 +34,7 @@ type fakeManager struct {
 	result  manager.SwitchResult
 	status  manager.Status
 	history []manager.Event
+	series  []manager.Point
 }
 
 func (f *fakeManager) record(call string) error {
@@ -64,8 +65,23 @@ func (f *fakeManager) Rollback(ctx context.Context, who string) (manager.SwitchR
 	return f.result, nil
 }
 
+func (f *fakeManager) Discard(ctx context.Context, ref, who string) (manager.ContainerInfo, error) {
+	if err := f.record("discard " + ref + " " + who); err != nil {
+		return manager.ContainerInfo{}, err
+	}
+	return f.info, nil
+}
+
+func (f *fakeManager) Cancel(ctx context.Context, op, who string) (string, error) {
+	if err := f.record("cancel " + op + " " + who); err != nil {
+		return "", err
+	}
+	return "launch 3fa4c2e1b5d6", nil
+}
+
 func (f *fakeManager) Status() manager.Status   { return f.status }
 func (f *fakeManager) History() []manager.Event { return f.history }
+func (f *fakeManager) Series() []manager.Point  { return f.series }
 
 func (f *fakeManager) lastCall() string {
 	f.mu.Lock()
@@ -96,10 +112,15 @@ func newFake() *fakeManager {
 	}
 }
 
-// do sends one request to h and returns the recorder.
+// do sends one request to h, for the Host 127.0.0.1:8001 unless hdr says
+// another, and returns the recorder.
 func do(h http.Handler, method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.RemoteAddr = "192.0.2.7:4321"
+	req.Host = "127.0.0.1:8001"
+	if v, ok := hdr["Host"]; ok {
+		req.Host = v
+	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -131,17 +152,22 @@ func TestRoutes(t *testing.T) {
 		wantCall string
 		wantBody string // a substring
 	}{
-		{"launch json", "POST", "/launch", `{"id":"` + testConfigID + `"}`, nil, 200, "launch " + testConfigID + " 192.0.2.7", `"config_id": "` + testConfigID},
+		{"launch json", "POST", "/launch", `{"id":"` + testConfigID + `"}`, map[string]string{"Content-Type": "application/json"}, 200, "launch " + testConfigID + " 192.0.2.7", `"config_id": "` + testConfigID},
 		{"launch json content type", "POST", "/launch", ` {"id": " 3fa4c2e1 "} `, map[string]string{"Content-Type": "application/json"}, 200, "launch 3fa4c2e1 192.0.2.7", `"health": "healthy"`},
-		{"launch text", "POST", "/launch", testConfigID, nil, 200, "launch " + testConfigID + " 192.0.2.7", `"id": "` + testContainerID},
-		{"launch text trimmed", "POST", "/launch", "\n  3fa4c2e1\r\n", map[string]string{"Content-Type": "text/plain"}, 200, "launch 3fa4c2e1 192.0.2.7", ""},
-		{"launch form content type text", "POST", "/launch", "3fa4c2e1", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 200, "launch 3fa4c2e1 192.0.2.7", ""},
-		{"switch container", "POST", "/switch", `{"container":"1a2b3c4d5e6f"}`, nil, 200, "switch 1a2b3c4d5e6f 192.0.2.7", `"drained": true`},
-		{"switch id", "POST", "/switch", `{"id":"1a2b3c4d5e6f"}`, nil, 200, "switch 1a2b3c4d5e6f 192.0.2.7", `"active"`},
-		{"switch both equal", "POST", "/switch", `{"id":"1a2b","container":"1a2b"}`, nil, 200, "switch 1a2b 192.0.2.7", ""},
-		{"switch text", "POST", "/switch", "1a2b3c4d5e6f\n", nil, 200, "switch 1a2b3c4d5e6f 192.0.2.7", `"drain_ns": 1000000000`},
-		{"rollback", "POST", "/rollback", "", nil, 200, "rollback 192.0.2.7", `"drained": true`},
-		{"rollback ignores body", "POST", "/rollback", "whatever", nil, 200, "rollback 192.0.2.7", ""},
+		{"launch text", "POST", "/launch", testConfigID, map[string]string{UserHeader: "ci"}, 200, "launch " + testConfigID + " ci", `"id": "` + testContainerID},
+		{"launch text trimmed", "POST", "/launch", "\n  3fa4c2e1\r\n", map[string]string{"Content-Type": "text/plain", "Authorization": "Bearer x"}, 200, "launch 3fa4c2e1 192.0.2.7", ""},
+		{"launch form content type text", "POST", "/launch", "3fa4c2e1", map[string]string{"Content-Type": "application/x-www-form-urlencoded", UserHeader: "ci"}, 200, "launch 3fa4c2e1 ci", ""},
+		{"switch container", "POST", "/switch", `{"container":"1a2b3c4d5e6f"}`, map[string]string{"Content-Type": "application/json"}, 200, "switch 1a2b3c4d5e6f 192.0.2.7", `"drained": true`},
+		{"switch id", "POST", "/switch", `{"id":"1a2b3c4d5e6f"}`, map[string]string{"Content-Type": "application/json"}, 200, "switch 1a2b3c4d5e6f 192.0.2.7", `"active"`},
+		{"switch both equal", "POST", "/switch", `{"id":"1a2b","container":"1a2b"}`, map[string]string{"Content-Type": "application/json"}, 200, "switch 1a2b 192.0.2.7", ""},
+		{"switch text", "POST", "/switch", "1a2b3c4d5e6f\n", map[string]string{UserHeader: "ci"}, 200, "switch 1a2b3c4d5e6f ci", `"drain_ns": 1000000000`},
+		{"rollback", "POST", "/rollback", "{}", map[string]string{"Content-Type": "application/json"}, 200, "rollback 192.0.2.7", `"drained": true`},
+		{"rollback no body", "POST", "/rollback", "", map[string]string{"Content-Type": "application/json"}, 200, "rollback 192.0.2.7", ""},
+		{"discard", "POST", "/discard", `{"container":"1a2b3c4d5e6f"}`, map[string]string{"Content-Type": "application/json"}, 200, "discard 1a2b3c4d5e6f 192.0.2.7", `"id": "` + testContainerID},
+		{"cancel", "POST", "/cancel", `{"operation":"launch 3fa4c2e1b5d6"}`, map[string]string{"Content-Type": "application/json"}, 200, "cancel launch 3fa4c2e1b5d6 192.0.2.7", `"cancelled": "launch 3fa4c2e1b5d6"`},
+		{"cancel whatever runs", "POST", "/cancel", "", map[string]string{"Content-Type": "application/json"}, 200, "cancel  192.0.2.7", `"cancelled"`},
+		{"series", "GET", "/series", "", nil, 200, "", `"points": []`},
+		{"rollback ignores body", "POST", "/rollback", "whatever", map[string]string{UserHeader: "ci"}, 200, "rollback ci", ""},
 		{"status", "GET", "/status", "", nil, 200, "", `"version": "v1.2.3"`},
 		{"deployments", "GET", "/deployments", "", nil, 200, "", `"action": "start"`},
 		{"version", "GET", "/version", "", nil, 200, "", `{
@@ -180,21 +206,22 @@ func TestBadRequests(t *testing.T) {
 		wantKind string
 		wantMsg  string
 	}{
-		{"launch empty body", "/launch", "", nil, 400, KindBadRequest, `"id"`},
-		{"launch blank body", "/launch", " \n\t ", nil, 400, KindBadRequest, `"id"`},
-		{"launch empty object", "/launch", "{}", nil, 400, KindBadRequest, `"id"`},
-		{"launch empty id", "/launch", `{"id":"  "}`, nil, 400, KindBadRequest, `"id"`},
-		{"launch unknown field", "/launch", `{"config":"3fa4"}`, nil, 400, KindBadRequest, `unknown field "config"`},
-		{"launch id not a string", "/launch", `{"id":42}`, nil, 400, KindBadRequest, `want a string`},
-		{"launch bad json", "/launch", `{"id":`, nil, 400, KindBadRequest, "not a JSON object"},
+		{"launch empty body", "/launch", "", map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `"id"`},
+		{"launch blank body", "/launch", " \n\t ", map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `"id"`},
+		{"launch empty object", "/launch", "{}", map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `"id"`},
+		{"launch empty id", "/launch", `{"id":"  "}`, map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `"id"`},
+		{"launch unknown field", "/launch", `{"config":"3fa4"}`, map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `unknown field "config"`},
+		{"launch id not a string", "/launch", `{"id":42}`, map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `want a string`},
+		{"launch bad json", "/launch", `{"id":`, map[string]string{UserHeader: "ci"}, 400, KindBadRequest, "not a JSON object"},
 		{"launch json type not object", "/launch", `"3fa4"`, map[string]string{"Content-Type": "application/json"}, 400, KindBadRequest, "not a JSON object"},
-		{"launch text with spaces", "/launch", "3fa4 c2e1", nil, 400, KindBadRequest, "not a single id"},
-		{"launch text control char", "/launch", "3fa4\x00c2e1", nil, 400, KindBadRequest, "not a single id"},
-		{"switch empty", "/switch", "", nil, 400, KindBadRequest, `"container"`},
-		{"switch empty object names both", "/switch", `{}`, nil, 400, KindBadRequest, `"container" (or "id")`},
-		{"switch fields disagree", "/switch", `{"id":"aaaa","container":"bbbb"}`, nil, 400, KindBadRequest, "disagree"},
-		{"body too large", "/launch", strings.Repeat("a", maxBodySize+1), nil, 413, KindTooLarge, "larger than"},
-		{"body too large json", "/switch", `{"id":"` + strings.Repeat("a", maxBodySize) + `"}`, nil, 413, KindTooLarge, "larger than"},
+		{"duplicate key", "/switch", `{"container":"x", "container":"1a2b3c4d"}`, map[string]string{"Content-Type": "application/json"}, 400, KindBadRequest, `field "container" is given twice`},
+		{"launch text with spaces", "/launch", "3fa4 c2e1", map[string]string{UserHeader: "ci"}, 400, KindBadRequest, "not a single id"},
+		{"launch text control char", "/launch", "3fa4\x00c2e1", map[string]string{UserHeader: "ci"}, 400, KindBadRequest, "not a single id"},
+		{"switch empty", "/switch", "", map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `"container"`},
+		{"switch empty object names both", "/switch", `{}`, map[string]string{UserHeader: "ci"}, 400, KindBadRequest, `"container" (or "id")`},
+		{"switch fields disagree", "/switch", `{"id":"aaaa","container":"bbbb"}`, map[string]string{UserHeader: "ci"}, 400, KindBadRequest, "disagree"},
+		{"body too large", "/launch", strings.Repeat("a", maxBodySize+1), map[string]string{UserHeader: "ci"}, 413, KindTooLarge, "larger than"},
+		{"body too large json", "/switch", `{"id":"` + strings.Repeat("a", maxBodySize) + `"}`, map[string]string{UserHeader: "ci"}, 413, KindTooLarge, "larger than"},
 		{"who too long", "/launch", "3fa4c2e1", map[string]string{UserHeader: strings.Repeat("a", MaxUserLen+1)}, 400, KindBadRequest, UserHeader},
 		{"who not printable", "/rollback", "", map[string]string{UserHeader: "al\x7fice"}, 400, KindBadRequest, "printable"},
 		{"who not utf-8", "/rollback", "", map[string]string{UserHeader: "al\xffice"}, 400, KindBadRequest, "printable"},
@@ -221,8 +248,8 @@ func TestBodyAtLimitAccepted(t *testing.T) {
 	// Exactly MaxBodySize bytes is allowed: the limit is inclusive.
 	f := newFake()
 	body := strings.Repeat(" ", maxBodySize-8) + "3fa4c2e1"
-	rec := do(New(Options{Manager: f}), "POST", "/launch", body, nil)
-	if rec.Code != 200 || f.lastCall() != "launch 3fa4c2e1 192.0.2.7" {
+	rec := do(New(Options{Manager: f}), "POST", "/launch", body, map[string]string{UserHeader: "ci"})
+	if rec.Code != 200 || f.lastCall() != "launch 3fa4c2e1 ci" {
 		t.Fatalf("status %d, call %q; body %s", rec.Code, f.lastCall(), rec.Body)
 	}
 }
@@ -312,6 +339,9 @@ func TestErrorKinds(t *testing.T) {
 		{"policy and invalid", fmt.Errorf("%w: %w", deployconfig.ErrInvalid, deployconfig.ErrPolicy), 422, KindPolicy},
 		{"unhealthy", fmt.Errorf("container 1a2b: %w: last log lines...", manager.ErrUnhealthy), 422, KindUnhealthy},
 		{"image pull", fmt.Errorf("pull registry/app:1: %w", dockerctl.ErrImagePull), 502, KindImagePull},
+		{"settings the daemon refuses", fmt.Errorf("create container x: %w: range of CPUs is from 0.01 to 2.00", dockerctl.ErrInvalidSpec), 422, KindInvalidConfig},
+		{"cancelled", fmt.Errorf("%w by alice: launch x", manager.ErrCancelled), 409, KindCanceled},
+		{"nothing to cancel", fmt.Errorf("%w: nothing is running", manager.ErrNoOperation), 409, KindNoOperation},
 		{"image pull inside docker", fmt.Errorf("%w: %w", manager.ErrDocker, dockerctl.ErrImagePull), 502, KindImagePull},
 		{"unhealthy inside docker", fmt.Errorf("%w: %w", manager.ErrDocker, manager.ErrUnhealthy), 422, KindUnhealthy},
 		{"source unavailable", fmt.Errorf("s3: %w", deployconfig.ErrUnavailable), 503, KindConfigSourceUnavailable},
@@ -327,7 +357,7 @@ func TestErrorKinds(t *testing.T) {
 			t.Run(tt.name+route, func(t *testing.T) {
 				f := newFake()
 				f.err = tt.err
-				rec := do(New(Options{Manager: f}), "POST", route, "3fa4c2e1", nil)
+				rec := do(New(Options{Manager: f}), "POST", route, "3fa4c2e1", map[string]string{UserHeader: "ci"})
 				if rec.Code != tt.wantCode {
 					t.Fatalf("status %d, want %d; body %s", rec.Code, tt.wantCode, rec.Body)
 				}
@@ -349,6 +379,8 @@ func TestClientGone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req := httptest.NewRequestWithContext(ctx, "POST", "/launch", strings.NewReader("3fa4c2e1"))
+	req.Host = "localhost:8001"
+	req.Header.Set(UserHeader, "ci")
 	rec := httptest.NewRecorder()
 	New(Options{Manager: f}).ServeHTTP(rec, req)
 	if rec.Code != statusClientClosed {

@@ -72,8 +72,30 @@ func (c *Client) Switch(ctx context.Context, ref string) (SwitchResult, error) {
 // Rollback is POST /rollback.
 func (c *Client) Rollback(ctx context.Context) (SwitchResult, error) {
 	var res SwitchResult
-	err := c.call(ctx, http.MethodPost, "/rollback", nil, &res)
+	err := c.call(ctx, http.MethodPost, "/rollback", struct{}{}, &res)
 	return res, err
+}
+
+// Discard is POST /discard: it removes a launched container.
+func (c *Client) Discard(ctx context.Context, ref string) (ContainerInfo, error) {
+	var info ContainerInfo
+	err := c.call(ctx, http.MethodPost, "/discard", DiscardRequest{Container: ref}, &info)
+	return info, err
+}
+
+// Cancel is POST /cancel: it cancels the running operation (op, when not
+// empty: only that one) and returns, once it has ended, its name.
+func (c *Client) Cancel(ctx context.Context, op string) (string, error) {
+	var res CancelResponse
+	err := c.call(ctx, http.MethodPost, "/cancel", CancelRequest{Operation: op}, &res)
+	return res.Cancelled, err
+}
+
+// Series is GET /series.
+func (c *Client) Series(ctx context.Context) ([]Point, error) {
+	var res SeriesResponse
+	err := c.call(ctx, http.MethodGet, "/series", nil, &res)
+	return res.Points, err
 }
 
 // Status is GET /status. An unhealthy app (503, with the same body) is not
@@ -131,7 +153,8 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, ok 
 	return nil
 }
 
-// request makes the request with the client's headers.
+// request makes the request with the client's headers: a POST always
+// carries a JSON body (the API requires its content type).
 func (c *Client) request(ctx context.Context, method, path string, in any) (*http.Request, error) {
 	var body io.Reader
 	if in != nil {

@@ -59,6 +59,16 @@ func TestClientCalls(t *testing.T) {
 	if res, err := c.Rollback(ctx); err != nil || res.Active.ID != testContainerID || f.lastCall() != "rollback alice" {
 		t.Fatalf("Rollback: %+v, %v; call %q", res, err, f.lastCall())
 	}
+	if info, err := c.Discard(ctx, "1a2b3c4d"); err != nil || info.ID != testContainerID || f.lastCall() != "discard 1a2b3c4d alice" {
+		t.Fatalf("Discard: %+v, %v; call %q", info, err, f.lastCall())
+	}
+	if op, err := c.Cancel(ctx, "launch 3fa4c2e1b5d6"); err != nil || op != "launch 3fa4c2e1b5d6" || f.lastCall() != "cancel launch 3fa4c2e1b5d6 alice" {
+		t.Fatalf("Cancel: %q, %v; call %q", op, err, f.lastCall())
+	}
+	f.series = []manager.Point{{Requests: 7}}
+	if pts, err := c.Series(ctx); err != nil || len(pts) != 1 || pts[0].Requests != 7 {
+		t.Fatalf("Series: %+v, %v", pts, err)
+	}
 	if h, err := c.History(ctx, 2); err != nil || len(h) != 2 || h[0].Action != manager.ActionSwitch {
 		t.Fatalf("History: %+v, %v", h, err)
 	}

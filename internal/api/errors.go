@@ -24,6 +24,8 @@ var errorKinds = []struct {
 	kind   string
 }{
 	{manager.ErrBusy, http.StatusConflict, KindBusy},
+	{manager.ErrCancelled, http.StatusConflict, KindCanceled},
+	{manager.ErrNoOperation, http.StatusConflict, KindNoOperation},
 	{manager.ErrNoPrevious, http.StatusConflict, KindNoPrevious},
 	{manager.ErrUnknownContainer, http.StatusNotFound, KindUnknownContainer},
 	{deployconfig.ErrNotFound, http.StatusNotFound, KindNotFound},
@@ -33,6 +35,7 @@ var errorKinds = []struct {
 	{deployconfig.ErrInvalid, http.StatusUnprocessableEntity, KindInvalidConfig},
 	{manager.ErrUnhealthy, http.StatusUnprocessableEntity, KindUnhealthy},
 	{dockerctl.ErrImagePull, http.StatusBadGateway, KindImagePull},
+	{dockerctl.ErrInvalidSpec, http.StatusUnprocessableEntity, KindInvalidConfig},
 	{deployconfig.ErrUnavailable, http.StatusServiceUnavailable, KindConfigSourceUnavailable},
 	{manager.ErrDocker, http.StatusServiceUnavailable, KindDockerUnavailable},
 }

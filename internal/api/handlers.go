@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/manager"
 )
@@ -34,6 +35,39 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// discard is POST /discard.
+func (s *server) discard(w http.ResponseWriter, r *http.Request) {
+	if who, ref, ok := s.parsePost(w, r, "container", "id"); ok {
+		info, err := s.o.Manager.Discard(r.Context(), ref, who)
+		s.answer(w, r, "discard "+ref, info, err)
+	}
+}
+
+// cancel is POST /cancel, with {"operation": name} or no body (whatever
+// runs).
+func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
+	who, ok := s.who(w, r)
+	if !ok {
+		return
+	}
+	op, err := readOptionalRef(w, r, "operation")
+	if err != nil {
+		s.badBody(w, r, err)
+		return
+	}
+	name, err := s.o.Manager.Cancel(r.Context(), op, who)
+	s.answer(w, r, "cancel", CancelResponse{Cancelled: name}, err)
+}
+
+// series is GET /series.
+func (s *server) series(w http.ResponseWriter, r *http.Request) {
+	points := s.rd.Series()
+	if points == nil {
+		points = []manager.Point{}
+	}
+	writeJSON(w, http.StatusOK, SeriesResponse{Now: time.Now().UTC(), Points: points})
+}
+
 // answer writes the result of the manager's operation op: v, or the error.
 // The handlers pass r.Context() to the manager, which detaches what must
 // not be cancelled when the client leaves (a container half started is
@@ -49,7 +83,7 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, op string, v any
 // status is GET /status: 503 when not healthy so that a load balancer can
 // use it as is; the body is the same either way.
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
-	st := s.o.Manager.Status()
+	st := s.rd.Status()
 	code := http.StatusOK
 	if !st.Healthy {
 		code = http.StatusServiceUnavailable
@@ -59,7 +93,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 
 // deployments is GET /deployments[?limit=N].
 func (s *server) deployments(w http.ResponseWriter, r *http.Request) {
-	events := s.o.Manager.History() // newest first
+	events := s.rd.History() // newest first
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -88,15 +122,20 @@ func (s *server) parsePost(w http.ResponseWriter, r *http.Request, fields ...str
 	}
 	ref, err := readRef(w, r, fields...)
 	if err != nil {
-		status := http.StatusBadRequest
-		kind := KindBadRequest
-		if errors.Is(err, errTooLarge) {
-			status, kind = http.StatusRequestEntityTooLarge, KindTooLarge
-		}
-		writeError(w, status, kind, r.URL.Path+": "+err.Error())
+		s.badBody(w, r, err)
 		return "", "", false
 	}
 	return who, ref, true
+}
+
+// badBody answers a request whose body could not be read: 400, or 413.
+func (s *server) badBody(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadRequest
+	kind := KindBadRequest
+	if errors.Is(err, errTooLarge) {
+		status, kind = http.StatusRequestEntityTooLarge, KindTooLarge
+	}
+	writeError(w, status, kind, r.URL.Path+": "+err.Error())
 }
 
 // who is caller(r), answering 400 when the header is unusable.

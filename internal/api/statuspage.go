@@ -60,7 +60,7 @@ func (s *server) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Add("Vary", "Accept")
 	if !prefersHTML(r) {
 		writeError(w, http.StatusNotFound, KindUnknownRoute,
-			"no route / for JSON clients: the API has /launch, /switch, /rollback, /status, /deployments, /version; "+
+			"no route / for JSON clients: the API has /launch, /switch, /rollback, /discard, /cancel, /status, /deployments, /series, /version; "+
 				"/ is the status page, for browsers (Accept: text/html)")
 		return
 	}

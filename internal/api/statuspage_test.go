@@ -221,6 +221,29 @@ func (m *pageManager) History() []manager.Event {
 	}
 }
 
+// pageSeriesPoints is how many 5 s points /series gives the page: the 10
+// minutes before it opened, at 42 requests per second.
+const pageSeriesPoints = 120
+
+func (m *pageManager) Series() []manager.Point {
+	now := time.Now()
+	var pts []manager.Point
+	for i := range pageSeriesPoints {
+		pts = append(pts, manager.Point{At: now.Add(time.Duration(i-pageSeriesPoints) * 5 * time.Second), Seconds: 5,
+			Requests: 210, Codes: map[int]uint64{200: 200, 503: 10}, Shed: 10,
+			Latency: proxy.Latency{P50: 5, P90: 9, P99: 30, Max: 40, Count: 210}})
+	}
+	return pts
+}
+
+func (m *pageManager) Discard(context.Context, string, string) (manager.ContainerInfo, error) {
+	return manager.ContainerInfo{}, errors.New("not in this test")
+}
+
+func (m *pageManager) Cancel(context.Context, string, string) (string, error) {
+	return "", errors.New("not in this test")
+}
+
 func (m *pageManager) Launch(context.Context, string, string) (manager.ContainerInfo, error) {
 	return manager.ContainerInfo{}, errors.New("not in this test")
 }
@@ -371,10 +394,17 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if strings.Contains(dom, `<tr data-id="`+pageActiveID+`">`) {
 		t.Errorf("the active container is listed as launched-not-active too")
 	}
+	// The charts start with the server's last 15 minutes (/series), except
+	// the gauges it does not sample.
 	for _, chart := range []string{"rps", "latency", "queued", "shed", "codes"} {
 		v := regexp.MustCompile(`id="chart-` + chart + `"[^>]*data-points="(\d+)"`).FindStringSubmatch(dom)
 		if v == nil || v[1] == "0" {
 			t.Errorf("chart %s has no data points (%v)", chart, v)
+			continue
+		}
+		n, _ := strconv.Atoi(v[1])
+		if seeded := n >= pageSeriesPoints; seeded != (chart != "queued") {
+			t.Errorf("chart %s has %d points; want the %d of /series on every chart but queue depth", chart, n, pageSeriesPoints)
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/manager"
 )
@@ -18,6 +19,8 @@ type (
 	SwitchResult = manager.SwitchResult
 	// Event is one entry of GET /deployments.
 	Event = manager.Event
+	// Point is one entry of GET /series.
+	Point = manager.Point
 )
 
 // LaunchRequest is the JSON body of POST /launch.
@@ -30,6 +33,32 @@ type LaunchRequest struct {
 type SwitchRequest struct {
 	Container string `json:"container,omitempty"`
 	ID        string `json:"id,omitempty"`
+}
+
+// DiscardRequest is the JSON body of POST /discard (Container and ID are
+// synonyms, as for SwitchRequest).
+type DiscardRequest = SwitchRequest
+
+// CancelRequest is the JSON body of POST /cancel. Operation, when set,
+// names what to cancel as /status shows it ("launch 3fa4c2e1b5d6"): the
+// cancel is refused when something else runs.
+type CancelRequest struct {
+	Operation string `json:"operation,omitempty"`
+}
+
+// CancelResponse is the answer of POST /cancel: what was cancelled (it has
+// ended when the answer comes).
+type CancelResponse struct {
+	Cancelled string `json:"cancelled"`
+}
+
+// SeriesResponse is the body of GET /series: the proxy's figures per
+// sample interval over the last 15 minutes, oldest first.
+type SeriesResponse struct {
+	// Now is the server's clock when it answered, so that a client can
+	// place the points on its own.
+	Now    time.Time       `json:"now"`
+	Points []manager.Point `json:"points"`
 }
 
 // StatusResponse is the body of GET /status: the manager's Status and the
@@ -76,7 +105,11 @@ const (
 	KindUnauthorized            = "unauthorized"              // 401: missing or wrong token
 	KindUnknownRoute            = "unknown_route"             // 404: no such path
 	KindMethodNotAllowed        = "method_not_allowed"        // 405: path exists, method does not
-	KindCanceled                = "canceled"                  // 499: the client went away first
+	KindCanceled                = "canceled"                  // 499: the client went away first; 409: an operator or a rollback cancelled the operation
+	KindNoOperation             = "no_operation"              // 409: cancel found nothing (or not that) running
+	KindReadOnly                = "read_only"                 // 409: a static upstream has no deployments to change
+	KindForbidden               = "forbidden"                 // 403: a cross-site request; 421: a non-loopback Host without a token
+	KindUnsupportedMedia        = "unsupported_media_type"    // 415: a POST without JSON, X-Switchyard-User or a bearer token
 	KindInternal                = "internal"                  // 500: anything else
 )
 

@@ -2,6 +2,7 @@ package deployconfig
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,6 +34,35 @@ const (
 	// DefaultDrainTimeout is how long a switch waits for the old container's
 	// in-flight requests before stopping it anyway.
 	DefaultDrainTimeout = 30 * time.Second
+)
+
+// Bounds of a config's values. The manager runs one operation at a time and
+// waits on these timings while it does, so a config must not be able to
+// hold it for days; the operator can still cancel an operation sooner.
+const (
+	// MinHealthInterval is the shortest time between health probes (at
+	// most 10 probes a second per container).
+	MinHealthInterval = 100 * time.Millisecond
+	// MaxHealthInterval is the longest time between health probes.
+	MaxHealthInterval = time.Minute
+	// MaxHealthTimeout is the longest a probe may take.
+	MaxHealthTimeout = time.Minute
+	// MaxStartTimeout is the longest a new container may take to become
+	// healthy (a launch waits that long).
+	MaxStartTimeout = 30 * time.Minute
+	// MaxStopTimeout is the longest time between the stop signal and
+	// SIGKILL.
+	MaxStopTimeout = 10 * time.Minute
+	// MaxDrainTimeout is the longest a switch waits for the old container's
+	// requests (WebSockets included).
+	MaxDrainTimeout = time.Hour
+	// MaxHealthCount bounds healthy_after and unhealthy_after.
+	MaxHealthCount = 100
+	// MinCPUs is Docker's smallest CPU limit; a smaller one would round to
+	// no limit at all.
+	MinCPUs = 0.01
+	// MaxCPUs is the largest CPU limit a config may give.
+	MaxCPUs = 1024
 )
 
 // Config is one deployment config: what container to run and how to judge
@@ -142,19 +172,60 @@ func (r Resources) NanoCPUs() int64 {
 	return int64(r.CPUs*1e9 + 0.5)
 }
 
-// parseConfig parses a config file strictly (unknown fields, type errors and
-// trailing data are errors naming the field), applies the defaults and
-// validates it. It sets no ID. Errors wrap ErrInvalid.
+// parseConfig parses a config file strictly (unknown fields, duplicate
+// keys, type errors and trailing data are errors naming the field), applies
+// the defaults and validates it, and reports every problem at once. It sets
+// no ID. Errors wrap ErrInvalid.
 func parseConfig(data []byte) (*Config, error) {
-	var c Config
-	if err := decodeStrict(data, &c, false); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	c.applyDefaults()
-	if err := c.validate(); err != nil {
+	c, p := parseProblems(data)
+	if err := p.err(); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
+}
+
+// parseProblems is parseConfig's work: the config as far as it could be
+// read, and everything wrong with it.
+func parseProblems(data []byte) (*Config, *problems) {
+	var c Config
+	p := &problems{}
+	if !decodeInto(data, &c, false, p) {
+		return nil, p
+	}
+	zeroGiven(data, p)
+	c.applyDefaults()
+	c.validateInto(p)
+	return &c, p
+}
+
+// zeroGiven refuses a 0 given for a number whose absence means its default
+// (as a duration of 0 is refused): the author meant something else.
+func zeroGiven(data []byte, p *problems) {
+	var given struct {
+		Workers *int `json:"workers"`
+		Health  struct {
+			HealthyAfter   *int `json:"healthy_after"`
+			UnhealthyAfter *int `json:"unhealthy_after"`
+		} `json:"health"`
+		Resources struct {
+			CPUs *float64 `json:"cpus"`
+		} `json:"resources"`
+	}
+	_ = json.Unmarshal(data, &given) // type errors are reported already
+	for _, z := range []struct {
+		field string
+		zero  bool
+		msg   string
+	}{
+		{"workers", given.Workers != nil && *given.Workers == 0, fmt.Sprint("must be at least 1 (leave the field out for the default, ", DefaultWorkers, ")")},
+		{"health.healthy_after", given.Health.HealthyAfter != nil && *given.Health.HealthyAfter == 0, fmt.Sprint("must be at least 1 (leave the field out for the default, ", DefaultHealthyAfter, ")")},
+		{"health.unhealthy_after", given.Health.UnhealthyAfter != nil && *given.Health.UnhealthyAfter == 0, fmt.Sprint("must be at least 1 (leave the field out for the default, ", DefaultUnhealthyAfter, ")")},
+		{"resources.cpus", given.Resources.CPUs != nil && *given.Resources.CPUs == 0, "must be > 0 (leave the field out for no limit)"},
+	} {
+		if z.zero {
+			p.add(z.field, "0: %s", z.msg)
+		}
+	}
 }
 
 // name is how messages name the config: its short id, or "(no id)" for

@@ -131,6 +131,21 @@ func TestParseErrors(t *testing.T) {
 		{"not an object", `["image"]`, []string{"want a JSON object"}},
 		{"null", `null`, []string{"want a JSON object"}},
 		{"empty", ``, []string{"empty document"}},
+		{"zero workers", `{"image": "a", "port": 1, "workers": 0}`, []string{"workers: 0: must be at least 1 (leave the field out for the default, 4)"}},
+		{"zero healthy_after", `{"image": "a", "port": 1, "health": {"healthy_after": 0}}`, []string{"health.healthy_after: 0: must be at least 1"}},
+		{"zero cpus", `{"image": "a", "port": 1, "resources": {"cpus": 0}}`, []string{"resources.cpus: 0: must be > 0"}},
+		{"tiny cpus", `{"image": "a", "port": 1, "resources": {"cpus": 1e-10}}`, []string{"resources.cpus: 1e-10 is below Docker's minimum of 0.01"}},
+		{"huge cpus", `{"image": "a", "port": 1, "resources": {"cpus": 1e300}}`, []string{"resources.cpus: 1e+300 is above 1024 CPUs"}},
+		{"fast probes", `{"image": "a", "port": 1, "health": {"interval": "1ms"}}`, []string{"health.interval: 1ms is below the minimum of 100ms"}},
+		{"slow probes", `{"image": "a", "port": 1, "health": {"interval": "2m"}}`, []string{"health.interval: 2m0s is above the maximum of 1m0s"}},
+		{"endless start", `{"image": "a", "port": 1, "health": {"start_timeout": "100000h"}}`, []string{"health.start_timeout: 100000h0m0s is above the maximum of 30m0s"}},
+		{"endless drain", `{"image": "a", "port": 1, "stop": {"drain_timeout": "2h"}}`, []string{"stop.drain_timeout: 2h0m0s is above the maximum of 1h0m0s"}},
+		{"endless stop", `{"image": "a", "port": 1, "stop": {"timeout": "11m"}}`, []string{"stop.timeout: 11m0s is above the maximum of 10m0s"}},
+		{"long probe", `{"image": "a", "port": 1, "health": {"timeout": 3600}}`, []string{"health.timeout: 1h0m0s is above the maximum of 1m0s"}},
+		{"many probes", `{"image": "a", "port": 1, "health": {"healthy_after": 1000}}`, []string{"health.healthy_after: 1000: must be 1 to 100"}},
+		{"duplicate key", `{"image": "a", "port": 1, "privileged": false, "privileged": true}`, []string{"privileged: duplicate key"}},
+		{"duplicate nested key", `{"image": "a", "port": 1, "env": {"A": "1", "A": "2"}}`, []string{"env.A: duplicate key"}},
+		{"type in a list", `{"image": "a", "port": 1, "cmd": ["a", 2]}`, []string{"cmd[1]: want a string, got a JSON number 2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +165,37 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// A config with many problems reports all of them in one error, each named
+// by its field, and none twice (a port of the wrong type is not also
+// "required").
+func TestParseReportsEveryProblem(t *testing.T) {
+	doc := `{"imagee": "app", "port": "80", "workers": 0,
+		"health": {"intervall": "1s", "timeout": "soon", "healthy_after": "x"},
+		"stop": {"signal": "STOP", "drain_timeout": "100000h"},
+		"resources": {"cpus": 1e-10}, "env": {"A": 1}, "labels": {"x": "1", "x": "2"}}`
+	_, err := parseConfig([]byte(doc))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error %v, want ErrInvalid", err)
+	}
+	want := []string{
+		"imagee: unknown field", "port: want an integer, got a JSON string", "workers: 0",
+		"health.intervall: unknown field", `health.timeout: "soon" is not a duration`, "health.healthy_after: want an integer",
+		`stop.signal: "STOP"`, "stop.drain_timeout: 100000h0m0s is above the maximum",
+		"resources.cpus: 1e-10 is below", "env.A: want a string", "labels.x: duplicate key", "image: required",
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not report %q:\n%v", w, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "port:"); n != 1 {
+		t.Errorf("port reported %d times: %v", n, err)
+	}
+	if n := strings.Count(err.Error(), "; ") + 1; n != len(want) {
+		t.Errorf("%d problems reported, want %d: %v", n, len(want), err)
+	}
+}
+
 func TestParseAccepts(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -166,6 +212,7 @@ func TestParseAccepts(t *testing.T) {
 		{"bridge network", `"network_mode": "bridge"`, func(c *Config) bool { return c.NetworkMode == "bridge" }},
 		{"label not reserved", `"labels": {"switchyardx": "1"}`, func(c *Config) bool { return c.Labels["switchyardx"] == "1" }},
 		{"trailing whitespace", `"workers": 1`, nil},
+		{"bounds are inclusive", `"health": {"interval": "100ms", "start_timeout": "30m"}, "stop": {"drain_timeout": "1h", "timeout": "10m"}, "resources": {"cpus": 0.01}`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,8 +61,9 @@ func (d *Duration) orDefault(def time.Duration) {
 	}
 }
 
-// check returns what is wrong with a given value, or "".
-func (d Duration) check() string {
+// check returns what is wrong with a given value, or "": it must be > 0,
+// at least lo and at most hi (0: no bound); whyLess says why lo.
+func (d Duration) check(lo, hi time.Duration, whyLess string) string {
 	switch {
 	case d.bad != "":
 		return fmt.Sprintf("%s is not a duration: write a Go duration like \"2s\", \"500ms\", \"1m30s\", or a number of seconds", d.bad)
@@ -70,6 +71,10 @@ func (d Duration) check() string {
 		return fmt.Sprintf("%s is negative: must be > 0", d.Duration)
 	case d.Duration == 0:
 		return "must be > 0 (leave the field out for the default)"
+	case d.Duration < lo:
+		return fmt.Sprintf("%s is below the minimum of %s: %s", d.Duration, lo, whyLess)
+	case hi > 0 && d.Duration > hi:
+		return fmt.Sprintf("%s is above the maximum of %s: switchyard waits on it while it runs one operation at a time", d.Duration, hi)
 	}
 	return ""
 }

@@ -30,6 +30,13 @@ type fetcher struct {
 	layout Layout
 }
 
+// cache makes f read through a cache in dir ("": none).
+func (f *fetcher) cache(dir string) {
+	if dir != "" {
+		f.store = cachingStore{objectStore: f.store, dir: dir, keep: DefaultCacheKeep}
+	}
+}
+
 // maxListed caps how many candidate ids an ambiguity error lists.
 const maxListed = 5
 

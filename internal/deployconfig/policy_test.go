@@ -27,7 +27,7 @@ func TestPolicyCheck(t *testing.T) {
 		{"all refused at once", Policy{AllowBindMounts: true}, func(c *Config) {
 			c.Privileged, c.NetworkMode, c.Binds, c.CapAdd = true, "host", []string{"/a:/b"}, []string{"SYS_TIME"}
 		}, []string{"config 0123456789ab:", "privileged:", "network_mode:", "cap_add:"}},
-		{"all allowed", Policy{true, true, true, true}, func(c *Config) {
+		{"all allowed", Policy{AllowPrivileged: true, AllowHostNetwork: true, AllowBindMounts: true, AllowCapAdd: true}, func(c *Config) {
 			c.Privileged, c.NetworkMode, c.Binds, c.CapAdd = true, "host", []string{"/a:/b"}, []string{"SYS_TIME"}
 		}, nil},
 	}
@@ -57,5 +57,39 @@ func TestPolicyCheck(t *testing.T) {
 	}
 	if err := (Policy{}).Check(nil); err == nil {
 		t.Error("Check(nil) succeeded")
+	}
+}
+
+// CheckFile reports every problem of a file at once: parse, validation,
+// policy and env_file keys, with the id to upload it by.
+func TestCheckFile(t *testing.T) {
+	data := []byte(`{"image": "app", "port": "80", "workerz": 2, "privileged": true, "network_mode": "host",
+		"env_file": ["DB", "SECRET"], "health": {"interval": "1ms"}}`)
+	r := CheckFile(data, LayoutNative, Policy{AllowHostNetwork: true}, map[string]string{"DB": "x"})
+	if r.ID != ID(data) || r.Object != ID(data)+".json" || r.Config == nil {
+		t.Fatalf("report %+v", r)
+	}
+	want := []string{"port: want an integer", "workerz: unknown field", "health.interval: 1ms is below",
+		"privileged: refused by policy (start switchyard with --allow-privileged", "env_file: SECRET not in the operator's env file"}
+	if len(r.Problems) != len(want) {
+		t.Fatalf("%d problems, want %d: %q", len(r.Problems), len(want), r.Problems)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(r.Problems[i], w) {
+			t.Errorf("problem %d %q, want %q", i, r.Problems[i], w)
+		}
+	}
+
+	good := []byte(`{"image": "app", "port": 80}`)
+	if r := CheckFile(good, LayoutNative, Policy{}, nil); len(r.Problems) != 0 || r.Config.Workers != DefaultWorkers {
+		t.Fatalf("good config: %+v", r)
+	}
+	wp := []byte(`{"ContainerConfig": {"Image": "app", "User": "root"}}`)
+	if r := CheckFile(wp, LayoutWunderproxy, Policy{}, nil); r.ID != md5Hex(wp) || r.Object != "container."+md5Hex(wp)+".json" ||
+		len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "ContainerConfig.User") {
+		t.Fatalf("wunderproxy config: %+v", r)
+	}
+	if r := CheckFile([]byte(`nope`), LayoutNative, Policy{}, nil); len(r.Problems) != 1 || r.Config != nil && r.Config.Image != "" {
+		t.Fatalf("not JSON: %+v", r)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 const (
@@ -223,15 +226,49 @@ func (st s3Store) mapErr(what string, err error) error {
 	if errors.As(err, &resp) {
 		status = resp.HTTPStatusCode()
 	}
+	reason := sdkError{sdkReason(err), err}
 	switch {
 	case errors.As(err, &noKey), code == "NoSuchKey", code == "NotFound", status == 404 && code != "NoSuchBucket":
 		return fmt.Errorf("config %s: %w: upload it first, or check the id", what, ErrNotFound)
 	case code == "NoSuchBucket":
-		return fmt.Errorf("config %s: %w: bucket %q does not exist: check the bucket name, endpoint and region: %w", what, ErrUnavailable, st.s.bucket, err)
+		return fmt.Errorf("config %s: %w: bucket %q does not exist: check the bucket name, endpoint and region: %w", what, ErrUnavailable, st.s.bucket, reason)
 	case status == 401 || status == 403:
-		return fmt.Errorf("config %s: %w: access denied (%s): check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile or instance role) and the bucket policy: %w", what, ErrUnavailable, code, err)
+		return fmt.Errorf("config %s: %w: access denied: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile or instance role) and the bucket policy: %w", what, ErrUnavailable, reason)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-		return fmt.Errorf("config %s: %w: no answer in time (is the endpoint reachable?): %w", what, ErrUnavailable, err)
+		return fmt.Errorf("config %s: %w: no answer in time (is the endpoint reachable?)", what, ErrUnavailable)
 	}
-	return fmt.Errorf("config %s: %w: %w", what, ErrUnavailable, err)
+	return fmt.Errorf("config %s: %w: %w", what, ErrUnavailable, reason)
 }
+
+// sdkError is an SDK error said briefly: the SDK's own text repeats the
+// operation and carries empty request ids ("StatusCode: 0, RequestID: ,
+// HostID: ") that tell an operator nothing. It unwraps to the SDK's error.
+type sdkError struct {
+	msg string
+	err error
+}
+
+func (e sdkError) Error() string { return e.msg }
+func (e sdkError) Unwrap() error { return e.err }
+
+// sdkReason is what went wrong in an SDK error: the service's code and
+// message, or the network's error, or the SDK's text without its
+// decorations.
+func sdkReason(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if m := apiErr.ErrorMessage(); m != "" {
+			return apiErr.ErrorCode() + ": " + m
+		}
+		return apiErr.ErrorCode()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	msg := sdkNoise.ReplaceAllString(err.Error(), "")
+	return strings.TrimSpace(msg)
+}
+
+// sdkNoise are the parts of the SDK's error text that say nothing.
+var sdkNoise = regexp.MustCompile(`operation error [^,]*, |exceeded maximum number of attempts, \d+, |https? response error StatusCode: \d+, RequestID: [^,]*, HostID: [^,]*, `)

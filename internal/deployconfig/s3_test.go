@@ -98,6 +98,9 @@ func TestS3Source(t *testing.T) {
 		src := newS3Source(t, o)
 		_, err := src.Fetch(testCtx(t), ID(nil))
 		wantErr(t, err, ErrUnavailable, "access denied", "SignatureDoesNotMatch", "check the credentials")
+		if strings.Contains(err.Error(), "RequestID") || strings.Contains(err.Error(), "operation error") {
+			t.Errorf("message %q carries the SDK's decorations", err)
+		}
 		_, err = src.Fetch(testCtx(t), ID(nil)[:8]) // a listing fails the same way
 		wantErr(t, err, ErrUnavailable, "access denied")
 		_, _, err = src.Current(testCtx(t))
@@ -133,6 +136,11 @@ func TestS3SourceServerDown(t *testing.T) {
 		cancel()
 		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
 			t.Errorf("%s: %v, want ErrUnavailable", call.name, err)
+		}
+		// What failed, said once, without the SDK's empty request ids.
+		if msg := err.Error(); !strings.Contains(msg, "connection refused") || strings.Contains(msg, "RequestID") ||
+			strings.Contains(msg, "StatusCode") || strings.Contains(msg, "operation error") || strings.Count(msg, "config s3:") != 1 {
+			t.Errorf("%s: message %q, want the network's error alone", call.name, msg)
 		}
 		if d := time.Since(start); d > 4*time.Second {
 			t.Errorf("%s took %v", call.name, d)

@@ -81,18 +81,29 @@ type OpenOptions struct {
 	PathStyle bool
 	// Layout names and hashes objects; default LayoutNative.
 	Layout Layout
+	// CacheDir, when set, keeps a copy of every config read in this
+	// directory, named by its hash, and reads configs from there first,
+	// checking each copy against its hash (see cachingStore): configs used
+	// before stay readable while the store is down or hung. Default "": no
+	// cache.
+	CacheDir string
 }
 
 // Open returns the source uri names: "s3://bucket/optional/prefix" is S3;
 // anything else is a local directory ("dir:/path" or a plain path), which
 // must exist.
 func Open(ctx context.Context, uri string, o OpenOptions) (Source, error) {
+	if o.CacheDir != "" {
+		if err := openCache(o.CacheDir); err != nil {
+			return nil, err
+		}
+	}
 	if rest, ok := strings.CutPrefix(uri, "s3://"); ok {
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		if bucket == "" {
 			return nil, fmt.Errorf("config source %q: no bucket: use s3://bucket/prefix", uri)
 		}
-		return newS3(ctx, s3Config{
+		s, err := newS3(ctx, s3Config{
 			Bucket:    bucket,
 			Prefix:    prefix,
 			Endpoint:  o.Endpoint,
@@ -100,6 +111,11 @@ func Open(ctx context.Context, uri string, o OpenOptions) (Source, error) {
 			PathStyle: o.PathStyle,
 			Layout:    o.Layout,
 		})
+		if err != nil {
+			return nil, err
+		}
+		s.f.cache(o.CacheDir)
+		return s, nil
 	}
 	dir := strings.TrimPrefix(uri, "dir:")
 	if dir == "" {
@@ -112,5 +128,7 @@ func Open(ctx context.Context, uri string, o OpenOptions) (Source, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("config source %q: not a directory: give a directory or s3://bucket/prefix", uri)
 	}
-	return NewDir(dir, o.Layout), nil
+	d := NewDir(dir, o.Layout)
+	d.f.cache(o.CacheDir)
+	return d, nil
 }

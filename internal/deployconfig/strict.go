@@ -7,74 +7,161 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
+	"strconv"
 	"strings"
 )
 
-// decodeStrict decodes one JSON object into v: unknown fields (named by
-// their JSON path), type errors (named by field) and trailing data are
-// errors. foldCase matches keys case-insensitively, as encoding/json does;
-// without it a key must be spelled exactly, so "Image" is not "image".
+// decodeStrict decodes one JSON object into v and returns every problem at
+// once (see decodeInto), joined, or nil.
 func decodeStrict(data []byte, v any, foldCase bool) error {
+	var p problems
+	decodeInto(data, v, foldCase, &p)
+	return p.plain()
+}
+
+// decodeInto decodes one JSON object into v as json.Unmarshal would, and
+// adds to p every way the document is not what v describes: a syntax error
+// (with its line and column; nothing else is checked then), trailing data,
+// and, each named by its JSON path, duplicate keys, unknown fields and
+// values of the wrong type. v gets what could be decoded. foldCase matches
+// keys case-insensitively, as encoding/json does; without it a key must be
+// spelled exactly, so "Image" is not "image". It reports whether the
+// document was a JSON object at all.
+func decodeInto(data []byte, v any, foldCase bool, p *problems) bool {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
-		return errors.New("empty document: want a JSON object")
+		p.addBad("", "empty document: want a JSON object")
+		return false
 	}
 	if trimmed[0] != '{' {
-		return fmt.Errorf("want a JSON object {...}, got %s", quoteShort(trimmed))
-	}
-	if msg := unknownField(trimmed, reflect.TypeOf(v), "", foldCase); msg != "" {
-		return errors.New(msg)
+		p.addBad("", "want a JSON object {...}, got %s", quoteShort(trimmed))
+		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return describeJSONError(trimmed, err)
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		p.addBad("", "%s", describeJSONError(trimmed, err))
+		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("trailing data after the JSON object at byte %d: a config file holds exactly one object", dec.InputOffset())
+		p.addBad("", "trailing data after the JSON object at byte %d: a config file holds exactly one object", dec.InputOffset())
+		return false
 	}
-	return nil
+	walk(raw, reflect.TypeOf(v), "", foldCase, p)
+	// Best effort: what walk reported stays at its zero value.
+	_ = json.Unmarshal(raw, v)
+	return true
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 
-// unknownField returns "path.key: unknown field (known: ...)" for the first
-// key (in sorted order) that t does not have, or "". Syntax errors are left
-// to the decoder, which reports them with a position.
-func unknownField(data []byte, t reflect.Type, path string, foldCase bool) string {
+// walk checks the JSON value raw against type t, adding a problem named by
+// path for each duplicate key, unknown field and value of the wrong type.
+func walk(raw json.RawMessage, t reflect.Type, path string, foldCase bool, p *problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerType) {
-		return ""
+	if string(raw) == "null" || t.Kind() == reflect.Interface {
+		return // null leaves the zero value; an interface takes anything
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return ""
+	wrongType := func() {
+		p.addBad(orTop(path), "want %s, got a JSON %s", kindName(t), jsonKind(raw))
 	}
-	fields, names := jsonFields(t, foldCase)
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range obj {
-			if !yield(k) {
-				return
+	switch {
+	case reflect.PointerTo(t).Implements(unmarshalerType):
+		if json.Unmarshal(raw, reflect.New(t).Interface()) != nil {
+			wrongType()
+		}
+	case t.Kind() == reflect.Struct:
+		fields, names := jsonFields(t, foldCase)
+		walkObject(raw, path, foldCase, p, wrongType, func(key string) (reflect.Type, bool) {
+			lookup := key
+			if foldCase {
+				lookup = strings.ToLower(key)
 			}
+			ft, ok := fields[lookup]
+			if !ok {
+				p.addBad(path+key, "unknown field (known: %s)", strings.Join(names, ", "))
+			}
+			return ft, ok
+		})
+	case t.Kind() == reflect.Map:
+		walkObject(raw, path, false, p, wrongType, func(string) (reflect.Type, bool) { return t.Elem(), true })
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		var items []json.RawMessage
+		if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+			wrongType()
+			return
 		}
-	})
-	for _, k := range keys {
-		lookup := k
-		if foldCase {
-			lookup = strings.ToLower(k)
+		for i, item := range items {
+			walk(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i), foldCase, p)
 		}
-		ft, ok := fields[lookup]
-		if !ok {
-			return fmt.Sprintf("%s%s: unknown field (known: %s)", path, k, strings.Join(names, ", "))
-		}
-		if msg := unknownField(obj[k], ft, path+k+".", foldCase); msg != "" {
-			return msg
+	default:
+		if json.Unmarshal(raw, reflect.New(t).Interface()) != nil {
+			wrongType()
 		}
 	}
-	return ""
+}
+
+// walkObject checks that raw is an object whose keys appear once each, and
+// walks each member's value with the type member gives it (false: skip).
+func walkObject(raw json.RawMessage, path string, foldCase bool, p *problems, wrongType func(),
+	member func(key string) (reflect.Type, bool)) {
+	if raw[0] != '{' {
+		wrongType()
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.Token() // the '{' (raw is valid JSON: no errors below)
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, _ := dec.Token()
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if dec.Decode(&val) != nil {
+			return
+		}
+		name := key
+		if foldCase {
+			name = strings.ToLower(key)
+		}
+		if seen[name] {
+			p.addBad(path+key, "duplicate key: give each field once (JSON parsers disagree on which copy wins)")
+			continue
+		}
+		seen[name] = true
+		if t, ok := member(key); ok {
+			walk(val, t, path+key+".", foldCase, p)
+		}
+	}
+}
+
+// orTop names the document itself when path is empty, and drops the
+// trailing dot walk leaves on a path.
+func orTop(path string) string {
+	if path = strings.TrimSuffix(path, "."); path == "" {
+		return "(top level)"
+	}
+	return path
+}
+
+// jsonKind names a JSON value's kind as encoding/json's errors do:
+// "string", "number 1.5", "bool", "array", "object".
+func jsonKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	}
+	if _, err := strconv.ParseFloat(string(raw), 64); err == nil {
+		return "number " + string(raw)
+	}
+	return "value " + quoteShort(raw)
 }
 
 // jsonFields are the JSON names of struct type t's fields, with their
@@ -99,25 +186,18 @@ func jsonFields(t reflect.Type, foldCase bool) (map[string]reflect.Type, []strin
 	return fields, names
 }
 
-// describeJSONError turns decoder errors into messages naming the field or
-// the line and column.
-func describeJSONError(data []byte, err error) error {
+// describeJSONError turns a syntax error into a message naming the line
+// and column.
+func describeJSONError(data []byte, err error) string {
 	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
 		line, col := position(data, syn.Offset)
-		return fmt.Errorf("invalid JSON at line %d, column %d: %s", line, col, strings.TrimPrefix(syn.Error(), "json: "))
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "(top level)"
-		}
-		return fmt.Errorf("%s: want %s, got a JSON %s", field, kindName(typ.Type), typ.Value)
+		return fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, strings.TrimPrefix(syn.Error(), "json: "))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("invalid JSON: the document ends inside the object")
+		return "invalid JSON: the document ends inside the object"
 	}
-	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // position converts a byte offset to a 1-based line and column.

@@ -1,26 +1,58 @@
 package deployconfig
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 )
 
-// problems collects validation errors, each prefixed by its JSON path, so
-// one round trip shows the author everything that is wrong.
-type problems []string
-
-func (p *problems) add(field, format string, args ...any) {
-	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+// problems collects what is wrong with a config, each prefixed by its JSON
+// path, so that one round trip shows the author everything that is wrong.
+type problems struct {
+	list []string
+	// bad are the paths that could not be decoded: validation says nothing
+	// more of them (a port given as a string is not also "required").
+	bad []string
 }
 
-func (p problems) err() error {
-	if len(p) == 0 {
+// add records a problem of field, unless field could not be decoded.
+func (p *problems) add(field, format string, args ...any) {
+	for _, b := range p.bad {
+		if field == b || strings.HasPrefix(field, b+".") || strings.HasPrefix(field, b+"[") {
+			return
+		}
+	}
+	p.addBad(field, format, args...)
+}
+
+// addBad records a decoding problem of field ("": the whole document).
+func (p *problems) addBad(field, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if field != "" {
+		msg = field + ": " + msg
+	}
+	p.list = append(p.list, msg)
+	p.bad = append(p.bad, field)
+}
+
+// err is every problem as one error wrapping ErrInvalid, or nil.
+func (p *problems) err() error {
+	if len(p.list) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p.list, "; "))
+}
+
+// plain is every problem as one error, or nil.
+func (p *problems) plain() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p.list, "; "))
 }
 
 // stopSignals are the signals a container may be asked to stop with.
@@ -34,17 +66,22 @@ const minMemory = 6 << 20
 // wrap ErrInvalid and name every bad field.
 func (c *Config) validate() error {
 	var p problems
-	c.validateContainer(&p)
-	c.validateEnv(&p)
+	c.validateInto(&p)
+	return p.err()
+}
+
+// validateInto adds what is wrong with a defaulted config to p.
+func (c *Config) validateInto(p *problems) {
+	c.validateContainer(p)
+	c.validateEnv(p)
 	if c.Workers < 1 {
 		p.add("workers", "%d: must be >= 1", c.Workers)
 	}
-	c.Health.validate(&p)
-	c.Stop.validate(&p)
-	c.Resources.validate(&p)
-	c.validateLabels(&p)
-	c.validateHostAccess(&p)
-	return p.err()
+	c.Health.validate(p)
+	c.Stop.validate(p)
+	c.Resources.validate(p)
+	c.validateLabels(p)
+	c.validateHostAccess(p)
 }
 
 // validateContainer checks the image and the port.
@@ -122,18 +159,26 @@ func (h *Health) validate(p *problems) {
 		p.add("health.path", "%q contains whitespace or control characters", h.Path)
 	}
 	for _, d := range []struct {
-		field string
-		d     Duration
-	}{{"health.interval", h.Interval}, {"health.timeout", h.Timeout}, {"health.start_timeout", h.StartTimeout}} {
-		if msg := d.d.check(); msg != "" {
+		field   string
+		d       Duration
+		lo, hi  time.Duration
+		whyLess string
+	}{
+		{"health.interval", h.Interval, MinHealthInterval, MaxHealthInterval, "probing more often loads the app for nothing"},
+		{"health.timeout", h.Timeout, 0, MaxHealthTimeout, ""},
+		{"health.start_timeout", h.StartTimeout, 0, MaxStartTimeout, ""},
+	} {
+		if msg := d.d.check(d.lo, d.hi, d.whyLess); msg != "" {
 			p.add(d.field, "%s", msg)
 		}
 	}
-	if h.HealthyAfter < 1 {
-		p.add("health.healthy_after", "%d: must be >= 1", h.HealthyAfter)
-	}
-	if h.UnhealthyAfter < 1 {
-		p.add("health.unhealthy_after", "%d: must be >= 1", h.UnhealthyAfter)
+	for _, n := range []struct {
+		field string
+		v     int
+	}{{"health.healthy_after", h.HealthyAfter}, {"health.unhealthy_after", h.UnhealthyAfter}} {
+		if n.v < 1 || n.v > MaxHealthCount {
+			p.add(n.field, "%d: must be 1 to %d", n.v, MaxHealthCount)
+		}
 	}
 }
 
@@ -147,10 +192,10 @@ func (s *Stop) validate(p *problems) {
 	} else {
 		p.add("stop.signal", "%q: use one of %s (the SIG prefix is optional)", s.Signal, strings.Join(stopSignals, ", "))
 	}
-	if msg := s.Timeout.check(); msg != "" {
+	if msg := s.Timeout.check(0, MaxStopTimeout, ""); msg != "" {
 		p.add("stop.timeout", "%s", msg)
 	}
-	if msg := s.DrainTimeout.check(); msg != "" {
+	if msg := s.DrainTimeout.check(0, MaxDrainTimeout, ""); msg != "" {
 		p.add("stop.drain_timeout", "%s", msg)
 	}
 }
@@ -165,8 +210,13 @@ func (r *Resources) validate(p *problems) {
 			p.add("resources.memory", "%q is below Docker's minimum of 6m", r.Memory)
 		}
 	}
-	if r.CPUs < 0 {
+	switch {
+	case r.CPUs < 0:
 		p.add("resources.cpus", "%g: must be > 0", r.CPUs)
+	case r.CPUs > 0 && r.CPUs < MinCPUs:
+		p.add("resources.cpus", "%g is below Docker's minimum of %g CPUs (it would mean no limit at all)", r.CPUs, MinCPUs)
+	case r.CPUs > MaxCPUs:
+		p.add("resources.cpus", "%g is above %d CPUs: give the cores the app may use, e.g. 0.5 or 2", r.CPUs, MaxCPUs)
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
-	"github.com/docker/docker/api/types/registry"
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/registry"
 )
 
 // dockerConfig is the part of ~/.docker/config.json that pulls need.
@@ -86,7 +87,7 @@ func credsFor(ref string) (registryCreds, error) {
 		if ac == nil {
 			continue // an empty entry, as `docker login` with a helper leaves
 		}
-		creds.header, err = registry.EncodeAuthConfig(*ac)
+		creds.header, err = authconfig.Encode(*ac)
 		if err != nil {
 			return registryCreds{}, fmt.Errorf("encode docker credentials for %s: %w", host, err)
 		}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/docker/api/types/registry"
+	"github.com/moby/moby/api/pkg/authconfig"
 )
 
 func TestCredsFor(t *testing.T) {
@@ -58,7 +58,7 @@ func TestCredsFor(t *testing.T) {
 			}
 			var user string
 			if creds.header != "" {
-				ac, err := registry.DecodeAuthConfig(creds.header)
+				ac, err := authconfig.Decode(creds.header)
 				if err != nil {
 					t.Fatalf("decode header: %v", err)
 				}

@@ -1,8 +1,9 @@
 // Package dockerctl drives the Docker Engine API for switchyard: pull, create
 // with labels, start, inspect, stop, remove, list, logs and events.
 //
-// It is a thin layer over the official client
-// (github.com/docker/docker/client) that speaks in switchyard's terms: a Spec
+// It is a thin layer over the maintained Docker Engine client module
+// (github.com/moby/moby/client, with github.com/moby/moby/api's types)
+// that speaks in switchyard's terms: a Spec
 // to create from, a Container to read back with the address the proxy dials,
 // and errors that name the container or image. It works with daemons down to
 // API 1.41 (Docker 20.10), so it uses no option that needs a newer API: the
@@ -16,7 +17,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/client"
 )
 
 // DefaultPingTimeout bounds the daemon check in New when ctx has no earlier
@@ -31,6 +32,11 @@ var ErrNotFound = errors.New("no such container")
 // could not be pulled: unknown image or tag, unreachable registry, refused
 // credentials, invalid reference.
 var ErrImagePull = errors.New("image pull failed")
+
+// ErrInvalidSpec is matched (errors.Is) by errors of Create when the daemon
+// refuses a value of the Spec (a CPU limit beyond the host's CPUs, say): the
+// config asked for something this host cannot give.
+var ErrInvalidSpec = errors.New("the Docker daemon refused the container's settings")
 
 // Client talks to one Docker daemon. It is safe for concurrent use.
 type Client struct {
@@ -63,7 +69,7 @@ func (c *Client) Close() error {
 
 // Ping checks that the daemon answers.
 func (c *Client) Ping(ctx context.Context) error {
-	if _, err := c.api.Ping(ctx); err != nil {
+	if _, err := c.api.Ping(ctx, client.PingOptions{}); err != nil {
 		return fmt.Errorf("docker daemon at %s unreachable: %w (is it running, and is DOCKER_HOST or the mounted socket right?)", c.api.DaemonHost(), err)
 	}
 	return nil

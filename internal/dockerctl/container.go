@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/go-connections/nat"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/switchyard/switchyard/internal/ids"
 )
@@ -54,6 +54,8 @@ type Spec struct {
 	MemoryBytes int64
 	// NanoCPUs is the CPU limit in billionths of a CPU; 0 is unlimited.
 	NanoCPUs int64
+	// PidsLimit caps the container's processes; 0 is unlimited.
+	PidsLimit int64
 	// StopSignal is sent by Stop (and `docker stop`); "" is the image's
 	// STOPSIGNAL, else SIGTERM.
 	StopSignal string
@@ -126,6 +128,9 @@ func (c *Client) Create(ctx context.Context, s Spec) (string, error) {
 		CapAdd:      s.CapAdd,
 		Resources:   container.Resources{Memory: s.MemoryBytes, NanoCPUs: s.NanoCPUs},
 	}
+	if s.PidsLimit > 0 {
+		hc.Resources.PidsLimit = &s.PidsLimit
+	}
 	var nc *network.NetworkingConfig
 	if s.Network != "" {
 		hc.NetworkMode = container.NetworkMode(s.Network)
@@ -136,18 +141,34 @@ func (c *Client) Create(ctx context.Context, s Spec) (string, error) {
 			cfg.Labels = map[string]string{}
 		}
 		cfg.Labels[LabelPort] = strconv.Itoa(s.Port)
-		p := nat.Port(strconv.Itoa(s.Port) + "/tcp")
-		cfg.ExposedPorts = nat.PortSet{p: {}}
+		p := tcpPort(s.Port)
+		cfg.ExposedPorts = network.PortSet{p: {}}
 		if publishes(hc.NetworkMode) {
 			// HostPort "" lets the daemon pick a free port; Inspect reads it back.
-			hc.PortBindings = nat.PortMap{p: {{HostIP: publishIP, HostPort: ""}}}
+			hc.PortBindings = network.PortMap{p: {{HostIP: netip.MustParseAddr(publishIP), HostPort: ""}}}
 		}
 	}
-	resp, err := c.api.ContainerCreate(ctx, cfg, hc, nc, nil, s.Name)
+	resp, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, NetworkingConfig: nc, Name: s.Name})
 	if err != nil {
-		return "", fmt.Errorf("create container %s from %s: %w", s.Name, s.Image, err)
+		return "", fmt.Errorf("create container %s from %s: %w", s.Name, s.Image, invalidSpec(err))
 	}
 	return resp.ID, nil
+}
+
+// tcpPort is the API's name of TCP port n.
+func tcpPort(n int) network.Port {
+	p, _ := network.ParsePort(strconv.Itoa(n) + "/tcp") // n is 1..65535: always valid
+	return p
+}
+
+// invalidSpec marks the daemon's refusal of a spec's values (a CPU limit
+// beyond the host's, say) as ErrInvalidSpec: the config's fault, not the
+// daemon's.
+func invalidSpec(err error) error {
+	if cerrdefs.IsInvalidArgument(err) {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+	}
+	return err
 }
 
 // publishes reports whether a container in network mode m gets its port
@@ -158,7 +179,7 @@ func publishes(m container.NetworkMode) bool {
 
 // Start starts a created or stopped container.
 func (c *Client) Start(ctx context.Context, id string) error {
-	if err := c.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if _, err := c.api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("start container %s: %w", ids.Short(id), notFound(err))
 	}
 	return nil
@@ -167,24 +188,25 @@ func (c *Client) Start(ctx context.Context, id string) error {
 // Inspect reports a container by id or name. A missing container is an
 // error matching ErrNotFound.
 func (c *Client) Inspect(ctx context.Context, id string) (Container, error) {
-	r, err := c.api.ContainerInspect(ctx, id)
+	r, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return Container{}, fmt.Errorf("inspect container %s: %w", ids.Short(id), notFound(err))
 	}
-	return fromInspect(r), nil
+	return fromInspect(r.Container), nil
 }
 
 // List returns the containers, running or not, whose labels include all of
 // labels (nil or empty lists every container), newest first.
 func (c *Client) List(ctx context.Context, labels map[string]string) ([]Container, error) {
-	f := filters.NewArgs()
+	f := client.Filters{}
 	for k, v := range labels {
 		f.Add("label", k+"="+v)
 	}
-	sums, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list containers labelled %v: %w", labels, err)
 	}
+	sums := res.Items
 	// The list summary lacks start time, exit code and networks, so each is
 	// inspected: switchyard manages a handful of containers, not thousands.
 	out := make([]Container, 0, len(sums))
@@ -207,7 +229,7 @@ func (c *Client) List(ctx context.Context, labels map[string]string) ([]Containe
 // when the container has stopped, so ctx must outlast timeout. A container
 // already stopped or gone is not an error.
 func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) error {
-	var opts container.StopOptions
+	var opts client.ContainerStopOptions
 	if timeout != 0 {
 		secs := -1
 		if timeout > 0 {
@@ -217,7 +239,7 @@ func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) err
 	}
 	// A container that is not running answers 304, which the client does
 	// not treat as an error.
-	if err := c.api.ContainerStop(ctx, id, opts); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := c.api.ContainerStop(ctx, id, opts); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop container %s: %w", ids.Short(id), err)
 	}
 	return nil
@@ -227,7 +249,7 @@ func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) err
 // volumes created with it. A container already gone (or being removed) is not
 // an error.
 func (c *Client) Remove(ctx context.Context, id string) error {
-	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := c.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err == nil || cerrdefs.IsNotFound(err) {
 		return nil
 	}
@@ -294,10 +316,10 @@ func addrOf(r container.InspectResponse, ct Container) string {
 // publishedAddr is the host address of the container's published port:
 // the labelled one, or else the only one (a container switchyard did not
 // create may still publish exactly one).
-func publishedAddr(ports nat.PortMap, port int) string {
-	var bindings []nat.PortBinding
+func publishedAddr(ports network.PortMap, port int) string {
+	var bindings []network.PortBinding
 	if port > 0 {
-		bindings = ports[nat.Port(strconv.Itoa(port)+"/tcp")]
+		bindings = ports[tcpPort(port)]
 	} else {
 		for _, b := range ports {
 			if len(b) > 0 {
@@ -312,12 +334,12 @@ func publishedAddr(ports nat.PortMap, port int) string {
 		if b.HostPort == "" {
 			continue
 		}
-		host := b.HostIP
-		switch host {
-		case "", "0.0.0.0":
-			host = publishIP
-		case "::":
+		host := publishIP
+		switch {
+		case b.HostIP.IsValid() && b.HostIP.Is6() && b.HostIP.IsUnspecified():
 			host = "::1"
+		case b.HostIP.IsValid() && !b.HostIP.IsUnspecified():
+			host = b.HostIP.String()
 		}
 		return net.JoinHostPort(host, b.HostPort)
 	}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/switchyard/switchyard/internal/dockerctl"
 	"github.com/switchyard/switchyard/internal/testservers"
@@ -129,6 +129,7 @@ func TestLifecycle(t *testing.T) {
 		Port:        appPort,
 		MemoryBytes: 64 << 20,
 		NanoCPUs:    500_000_000,
+		PidsLimit:   64,
 		StopSignal:  "SIGTERM",
 		StopTimeout: 1500 * time.Millisecond,
 	})
@@ -232,18 +233,19 @@ func checkDaemonConfig(t *testing.T, id string) {
 		t.Fatal(err)
 	}
 	defer api.Close()
-	r, err := api.ContainerInspect(testCtx(t), id)
+	res, err := api.ContainerInspect(testCtx(t), id, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.HostConfig.Memory != 64<<20 || r.HostConfig.NanoCPUs != 500_000_000 {
-		t.Errorf("memory %d, cpus %d; want 64 MiB and 0.5 CPU", r.HostConfig.Memory, r.HostConfig.NanoCPUs)
+	r := res.Container
+	if r.HostConfig.Memory != 64<<20 || r.HostConfig.NanoCPUs != 500_000_000 || r.HostConfig.PidsLimit == nil || *r.HostConfig.PidsLimit != 64 {
+		t.Errorf("memory %d, cpus %d, pids %v; want 64 MiB, 0.5 CPU and 64 processes", r.HostConfig.Memory, r.HostConfig.NanoCPUs, r.HostConfig.PidsLimit)
 	}
 	if r.Config.StopSignal != "SIGTERM" || r.Config.StopTimeout == nil || *r.Config.StopTimeout != 2 {
 		t.Errorf("stop signal %q timeout %v; want SIGTERM and 2 s (1.5 s rounded up)", r.Config.StopSignal, r.Config.StopTimeout)
 	}
-	b := r.HostConfig.PortBindings["8080/tcp"]
-	if len(b) != 1 || b[0].HostIP != "127.0.0.1" {
+	b := r.HostConfig.PortBindings[network.MustParsePort("8080/tcp")]
+	if len(b) != 1 || b[0].HostIP.String() != "127.0.0.1" {
 		t.Errorf("port bindings %+v; want 8080/tcp on 127.0.0.1 only", r.HostConfig.PortBindings)
 	}
 	if r.HostConfig.Privileged || r.HostConfig.RestartPolicy.Name != "" && r.HostConfig.RestartPolicy.Name != "no" {
@@ -326,12 +328,12 @@ func TestNetwork(t *testing.T) {
 	}
 	t.Cleanup(func() { api.Close() })
 	netName := uniqueName(t)
-	if _, err := api.NetworkCreate(ctx, netName, network.CreateOptions{}); err != nil {
+	if _, err := api.NetworkCreate(ctx, netName, client.NetworkCreateOptions{}); err != nil {
 		t.Fatalf("create network: %v", err)
 	}
 	// Registered before the container's cleanup, so it runs after it.
 	t.Cleanup(func() {
-		if err := api.NetworkRemove(context.Background(), netName); err != nil {
+		if _, err := api.NetworkRemove(context.Background(), netName, client.NetworkRemoveOptions{}); err != nil {
 			t.Errorf("cleanup: remove network %s: %v", netName, err)
 		}
 	})
@@ -344,20 +346,21 @@ func TestNetwork(t *testing.T) {
 	if err != nil || ct.Addr != name+":8080" {
 		t.Fatalf("Inspect on a network: Addr %q, %v; want %s:8080", ct.Addr, err, name)
 	}
-	r, err := api.ContainerInspect(ctx, id)
+	res, err := api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := res.Container
 	ep := r.NetworkSettings.Networks[netName]
-	if ep == nil || len(r.NetworkSettings.Ports["8080/tcp"]) != 0 {
+	if ep == nil || len(r.NetworkSettings.Ports[network.MustParsePort("8080/tcp")]) != 0 {
 		t.Fatalf("networks %v, published %v; want joined to %s and nothing published", r.NetworkSettings.Networks, r.NetworkSettings.Ports, netName)
 	}
 	// The host reaches a bridge network's containers by IP, which stands in
 	// for a switchyard container resolving the name on the same network.
-	if err := testservers.WaitHTTP(ctx, "http://"+ep.IPAddress+":8080/", 200, 10*time.Second); err != nil {
+	if err := testservers.WaitHTTP(ctx, "http://"+ep.IPAddress.String()+":8080/", 200, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, "http://"+ep.IPAddress+":8080/"); got != "v2\n" {
+	if got := get(t, "http://"+ep.IPAddress.String()+":8080/"); got != "v2\n" {
 		t.Errorf("GET / = %q, want v2", got)
 	}
 }
@@ -452,5 +455,16 @@ func TestDaemonUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "docker daemon at unix:///nonexistent unreachable") {
 		t.Errorf("New error = %q, want it to name the daemon address", err)
+	}
+}
+
+// A limit the daemon refuses (more CPUs than the host has) is the spec's
+// fault: ErrInvalidSpec, with the daemon's reason.
+func TestCreateRefusedLimits(t *testing.T) {
+	c := newClient(t)
+	img := localImage(t, "v2")
+	_, err := c.Create(testCtx(t), dockerctl.Spec{Name: uniqueName(t), Image: img, Port: appPort, NanoCPUs: 100_000 * 1e9})
+	if !errors.Is(err, dockerctl.ErrInvalidSpec) || !strings.Contains(err.Error(), "CPU") {
+		t.Fatalf("create with 100000 CPUs: %v, want ErrInvalidSpec naming the CPUs", err)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/events"
-	"github.com/docker/docker/api/types/filters"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
 )
 
 // Event is one container lifecycle event.
@@ -42,11 +42,12 @@ var daemonAttributes = map[string]bool{"name": true, "image": true, "exitCode": 
 // when ctx ended; reconnecting, and catching up on what happened meanwhile
 // with List, is the caller's job.
 func (c *Client) Events(ctx context.Context, labels map[string]string) (<-chan Event, <-chan error) {
-	f := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
+	f := client.Filters{}.Add("type", string(events.ContainerEventType))
 	for k, v := range labels {
 		f.Add("label", k+"="+v)
 	}
-	msgs, errs := c.api.Events(ctx, events.ListOptions{Filters: f})
+	res := c.api.Events(ctx, client.EventsListOptions{Filters: f})
+	msgs, errs := res.Messages, res.Err
 	out := make(chan Event, 16)
 	outErr := make(chan error, 1)
 	go func() {

@@ -10,7 +10,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
-	"github.com/docker/docker/api/types/image"
+	"github.com/moby/moby/client"
 )
 
 // EnsureImage pulls ref unless the daemon already has it. A tag present
@@ -56,7 +56,7 @@ func (c *Client) pull(ctx context.Context, ref string, progress func(string)) er
 		}
 		return fmt.Errorf("pull image %s: %w: %s", ref, ErrImagePull, msg)
 	}
-	body, err := c.api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: creds.header})
+	body, err := c.api.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: creds.header})
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("pull image %s: %w", ref, ctx.Err())

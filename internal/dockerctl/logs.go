@@ -7,8 +7,8 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 
 	"github.com/switchyard/switchyard/internal/ids"
 )
@@ -19,7 +19,7 @@ import (
 func (c *Client) Logs(ctx context.Context, id string, tail int) (string, error) {
 	// A container with a TTY has one raw stream; without one the daemon
 	// multiplexes stdout and stderr in frames that stdcopy takes apart.
-	r, err := c.api.ContainerInspect(ctx, id)
+	r, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return "", fmt.Errorf("logs of container %s: %w", ids.Short(id), notFound(err))
 	}
@@ -27,13 +27,13 @@ func (c *Client) Logs(ctx context.Context, id string, tail int) (string, error) 
 	if tail > 0 {
 		n = strconv.Itoa(tail)
 	}
-	rc, err := c.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: n})
+	rc, err := c.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: n})
 	if err != nil {
 		return "", fmt.Errorf("logs of container %s: %w", ids.Short(id), notFound(err))
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
-	if r.Config != nil && r.Config.Tty {
+	if r.Container.Config != nil && r.Container.Config.Tty {
 		_, err = io.Copy(&buf, rc)
 	} else {
 		_, err = stdcopy.StdCopy(&buf, &buf, rc)

@@ -28,6 +28,10 @@ type fakeDocker struct {
 	events    chan dockerctl.Event
 	pullDelay time.Duration
 	down      bool // daemon unreachable
+	// exitAfterProbe makes a container stop running once it has answered a
+	// health check while its address keeps answering: another process on
+	// the same (host) port.
+	exitAfterProbe bool
 	// closed is set by a test once the manager is closed: a call after it
 	// is counted in lateCalls (the manager used Docker after Close).
 	closed    bool
@@ -38,11 +42,16 @@ type fakeCtr struct {
 	spec    dockerctl.Spec
 	id      string
 	srv     *httptest.Server
+	handler http.Handler
+	closed  bool // srv was closed: a start makes a new one (a new port)
 	running bool
 	started time.Time
 	healthy bool
 	probes  int           // health checks answered
 	hold    chan struct{} // when set, /slow waits on it
+	// crashOnStart makes every start of the container die at once, as an
+	// app in a crash loop does.
+	crashOnStart bool
 }
 
 func newFakeDocker(images ...string) *fakeDocker {
@@ -86,14 +95,17 @@ func (f *fakeDocker) Create(ctx context.Context, s dockerctl.Spec) (string, erro
 	defer f.mu.Unlock()
 	f.n++
 	id := fmt.Sprintf("%064x", f.n*7919)
-	c := &fakeCtr{spec: s, id: id, healthy: !envHas(s.Env, "NEVER_HEALTHY=1")}
+	c := &fakeCtr{spec: s, id: id, healthy: !envHas(s.Env, "NEVER_HEALTHY=1"), crashOnStart: envHas(s.Env, "CRASH=1")}
 	version := envValue(s.Env, "VERSION")
-	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/healthcheck":
 			f.mu.Lock()
 			ok := c.healthy
 			c.probes++
+			if f.exitAfterProbe {
+				c.running = false
+			}
 			f.mu.Unlock()
 			if !ok {
 				http.Error(w, "not healthy", 500)
@@ -111,7 +123,8 @@ func (f *fakeDocker) Create(ctx context.Context, s dockerctl.Spec) (string, erro
 			}
 		}
 		fmt.Fprint(w, version)
-	}))
+	})
+	c.srv = httptest.NewUnstartedServer(c.handler)
 	f.ctrs[id] = c
 	f.created = append(f.created, id)
 	return id, nil
@@ -163,16 +176,52 @@ func (f *fakeDocker) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	c.srv.Start()
 	f.mu.Lock()
+	if c.running {
+		f.mu.Unlock()
+		return nil
+	}
+	if c.closed { // a stopped container starts again on a new port
+		c.srv, c.closed = httptest.NewUnstartedServer(c.handler), false
+	}
+	srv, crash := c.srv, c.crashOnStart
 	c.running, c.started = true, time.Now()
 	f.mu.Unlock()
+	srv.Start()
+	if crash {
+		f.kill(id, 1)
+	}
 	return nil
+}
+
+// send queues an event without blocking: a test without a watching
+// manager must not hang on a full channel.
+func (f *fakeDocker) send(e dockerctl.Event) {
+	select {
+	case f.events <- e:
+	default:
+	}
+}
+
+// rmForce removes a container as `docker rm -f` does behind the manager's
+// back: it dies (when running), then is destroyed.
+func (f *fakeDocker) rmForce(id string) {
+	c, _ := f.get(id)
+	f.mu.Lock()
+	running := c.running
+	f.mu.Unlock()
+	if running {
+		f.kill(id, 137)
+	}
+	f.Remove(context.Background(), id)
 }
 
 func (f *fakeDocker) info(c *fakeCtr) dockerctl.Container {
 	ct := dockerctl.Container{ID: c.id, Name: c.spec.Name, Image: c.spec.Image, Labels: c.spec.Labels,
 		Running: c.running, StartedAt: c.started, State: "exited"}
+	if !c.running && c.crashOnStart {
+		ct.ExitCode = 1
+	}
 	if c.running {
 		ct.State = "running"
 		ct.Addr = c.srv.Listener.Addr().String()
@@ -222,11 +271,12 @@ func (f *fakeDocker) List(ctx context.Context, labels map[string]string) ([]dock
 func (f *fakeDocker) kill(id string, code int) {
 	c, _ := f.get(id)
 	f.mu.Lock()
-	c.running = false
+	c.running, c.closed = false, true
+	srv := c.srv
 	f.mu.Unlock()
-	c.srv.CloseClientConnections()
-	c.srv.Close()
-	f.events <- dockerctl.Event{ContainerID: id, Action: "die", ExitCode: code, Labels: c.spec.Labels}
+	srv.CloseClientConnections()
+	srv.Close()
+	f.send(dockerctl.Event{ContainerID: id, Action: "die", ExitCode: code, Labels: c.spec.Labels})
 }
 
 func (f *fakeDocker) Stop(ctx context.Context, id string, timeout time.Duration) error {
@@ -238,12 +288,16 @@ func (f *fakeDocker) Stop(ctx context.Context, id string, timeout time.Duration)
 	wasRunning := c.running
 	c.running = false
 	f.stopped = append(f.stopped, id)
+	srv := c.srv
+	if wasRunning {
+		c.closed = true
+	}
 	f.mu.Unlock()
 	if wasRunning {
 		// As the process's death would, cut the requests still in it.
-		c.srv.CloseClientConnections()
-		c.srv.Close()
-		f.events <- dockerctl.Event{ContainerID: id, Action: "die", Labels: c.spec.Labels}
+		srv.CloseClientConnections()
+		srv.Close()
+		f.send(dockerctl.Event{ContainerID: id, Action: "die", Labels: c.spec.Labels})
 	}
 	return nil
 }
@@ -258,10 +312,13 @@ func (f *fakeDocker) Remove(ctx context.Context, id string) error {
 	c.running = false
 	delete(f.ctrs, id)
 	f.removed = append(f.removed, id)
+	srv := c.srv
 	f.mu.Unlock()
 	if running {
-		c.srv.Close()
+		srv.Close()
+		f.send(dockerctl.Event{ContainerID: id, Action: "die", ExitCode: 137, Labels: c.spec.Labels})
 	}
+	f.send(dockerctl.Event{ContainerID: id, Action: "destroy", Labels: c.spec.Labels})
 	return nil
 }
 
@@ -297,4 +354,5 @@ func (f *fakeDocker) closeAll() {
 			c.srv.Close()
 		}
 	}
+
 }

@@ -137,7 +137,8 @@ func (c deploymentHealth) healthChanged(now Health, last string) {
 // successes, failing when it exits, StartTimeout passes or ctx ends.
 func (m *Manager) waitHealthy(ctx context.Context, id string, cfg *deployconfig.Config) (dockerctl.Container, error) {
 	h := cfg.Health
-	deadline := time.Now().Add(h.StartTimeout.Duration)
+	begun := time.Now()
+	deadline := begun.Add(h.StartTimeout.Duration)
 	last := "no probe answered yet"
 	ok := 0
 	for {
@@ -154,7 +155,7 @@ func (m *Manager) waitHealthy(ctx context.Context, id string, cfg *deployconfig.
 			if pass, last = probe(ctx, m.probe, ct.Addr, h); !pass {
 				ok = 0
 			} else if ok++; ok >= h.HealthyAfter {
-				return ct, nil
+				return m.confirmRunning(ctx, ct, cfg, begun)
 			}
 		}
 		if time.Now().Add(h.Interval.Duration).After(deadline) {
@@ -167,4 +168,51 @@ func (m *Manager) waitHealthy(ctx context.Context, id string, cfg *deployconfig.
 		case <-time.After(h.Interval.Duration):
 		}
 	}
+}
+
+// confirmRunning checks that a container whose probes passed still runs:
+// the answers may have come from another process on its address. On the
+// host network that is the active container on the same port, while the
+// new one failed to bind it and exited; so there the container must also
+// have run for a whole probe interval.
+func (m *Manager) confirmRunning(ctx context.Context, ct dockerctl.Container, cfg *deployconfig.Config, begun time.Time) (dockerctl.Container, error) {
+	if wait := cfg.Health.Interval.Duration - time.Since(begun); cfg.NetworkMode == "host" && wait > 0 {
+		select {
+		case <-ctx.Done():
+			return ct, fmt.Errorf("stopped waiting for health checks on %s: %w", cfg.Health.Path, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+	}
+	now, err := m.o.Docker.Inspect(ctx, ct.ID)
+	if err != nil {
+		return ct, dockerErr(err)
+	}
+	if !now.Running {
+		return now, fmt.Errorf("%w: its health checks passed, but the container exited (code %d, state %s): the answers came from another process on %s%s",
+			ErrUnhealthy, now.ExitCode, now.State, ct.Addr, hostNetworkHint(cfg))
+	}
+	return now, nil
+}
+
+// stillRunning refuses to switch to a container that is no longer running,
+// whatever its last probes said (a host-network container may have exited
+// while another process answered on its port).
+func (m *Manager) stillRunning(ctx context.Context, d *deployment) error {
+	ct, err := m.o.Docker.Inspect(ctx, d.info.ID)
+	if err != nil {
+		return fmt.Errorf("check container %s before switching: %w", ids.Short(d.info.ID), dockerErr(err))
+	}
+	if !ct.Running {
+		return fmt.Errorf("%w: container %s is no longer running (exit code %d, state %s)%s; launch it again",
+			ErrUnhealthy, ids.Short(d.info.ID), ct.ExitCode, ct.State, hostNetworkHint(d.cfg))
+	}
+	return nil
+}
+
+// hostNetworkHint explains the likely cause for a host-network config.
+func hostNetworkHint(cfg *deployconfig.Config) string {
+	if cfg.NetworkMode != "host" {
+		return ""
+	}
+	return fmt.Sprintf(" (on the host network port %d may be taken by the active container: two versions cannot listen on one host port side by side)", cfg.Port)
 }

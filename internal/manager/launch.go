@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
@@ -17,10 +17,13 @@ import (
 
 // Launch fetches config id, pulls its image, starts its container and waits
 // until it is healthy. The container is then launched: running beside the
-// active one, ready for Switch. A failed launch removes its container and
-// leaves the active one untouched.
+// active one, ready for Switch, until it is switched to, discarded or
+// expires (Options.LaunchedTTL). A failed launch removes its container and
+// leaves the active one untouched; so does a cancelled one, and a launch is
+// cancelled when ctx ends (its caller went away: nobody would switch to
+// it), by Cancel, and by a rollback.
 func (m *Manager) Launch(ctx context.Context, id, who string) (info ContainerInfo, err error) {
-	err = m.operate(ctx, "launch "+ids.Short(id), Event{Action: ActionLaunch, Who: who, ConfigID: id},
+	err = m.operateAttached(ctx, LaunchOperation(id), Event{Action: ActionLaunch, Who: who, ConfigID: id},
 		func(ctx context.Context, e *Event) error {
 			var err error
 			info, err = m.launch(ctx, id)
@@ -29,6 +32,10 @@ func (m *Manager) Launch(ctx context.Context, id, who string) (info ContainerInf
 		})
 	return info, err
 }
+
+// LaunchOperation is the name of the launch of config id (as given) while
+// it runs: what /status shows and what Cancel takes.
+func LaunchOperation(id string) string { return "launch " + ids.Short(id) }
 
 // launch does Launch's work; the caller holds the operation slot.
 func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) {
@@ -43,6 +50,9 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 	}); err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), dockerErr(err))
 	}
+	if err := hostPortFree(cfg, spec); err != nil {
+		return ContainerInfo{}, err
+	}
 	d, err := m.create(ctx, cfg, spec)
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
@@ -54,18 +64,21 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 		return ContainerInfo{}, fmt.Errorf("config %s, image %s, container %s: %w", ids.Short(cfg.ID), cfg.Image, ids.Short(d.info.ID), err)
 	}
 	log.Info().Str("addr", d.info.Addr).Msg("launch: container healthy")
-	return d.info, nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.infoLocked(d), nil
 }
 
 // prepare fetches config id and turns it into the container's spec: the
 // policy check, the network, the environment, the labels of record.
 func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config, dockerctl.Spec, error) {
+	// The source's and the policy's errors name the config already.
 	cfg, err := m.o.Source.Fetch(ctx, id)
 	if err != nil {
-		return nil, dockerctl.Spec{}, fmt.Errorf("fetch config %s from %s: %w", id, m.o.Source, err)
+		return nil, dockerctl.Spec{}, err
 	}
 	if err := m.o.Policy.Check(cfg); err != nil {
-		return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
+		return nil, dockerctl.Spec{}, err
 	}
 	networkMode := cfg.NetworkMode
 	if m.o.Network != "" {
@@ -78,7 +91,7 @@ func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config,
 	}
 	env, err := cfg.ResolveEnv(m.o.StaticEnv)
 	if err != nil {
-		return nil, dockerctl.Spec{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
+		return nil, dockerctl.Spec{}, err
 	}
 	labels := maps.Clone(cfg.Labels)
 	if labels == nil {
@@ -89,10 +102,32 @@ func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config,
 	return cfg, dockerctl.Spec{
 		Name:  fmt.Sprintf("%s-%s-%s", m.o.App, ids.Short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36)),
 		Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
-		Network: m.o.Network, MemoryBytes: cfg.Resources.MemoryBytes(), NanoCPUs: cfg.Resources.NanoCPUs(),
+		Network: m.o.Network, MemoryBytes: m.o.Policy.MemoryBytes(cfg), NanoCPUs: cfg.Resources.NanoCPUs(),
+		PidsLimit:  m.o.Policy.PidsLimit,
 		StopSignal: cfg.Stop.Signal, StopTimeout: cfg.Stop.Timeout.Duration,
 		Privileged: cfg.Privileged, NetworkMode: networkMode, Binds: cfg.Binds, CapAdd: cfg.CapAdd,
 	}, nil
+}
+
+// hostPortFree refuses to start a host-network container on a port that
+// something already answers on (the active container of the same config,
+// most often): the new container could not bind it, and its health checks
+// would be answered by the other process, so it would look healthy while
+// it exits.
+func hostPortFree(cfg *deployconfig.Config, spec dockerctl.Spec) error {
+	if spec.NetworkMode != "host" {
+		return nil
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port))
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil // nothing answers: the port is free
+	}
+	conn.Close()
+	return fmt.Errorf("config %s: %w: port %d on the host network is taken (%s answers): its container could not bind it, "+
+		"and the health checks would reach the other process; a host-network app cannot run two versions side by side "+
+		"on one port: stop what holds the port first, or run the app on the bridge network",
+		ids.Short(cfg.ID), ErrUnhealthy, cfg.Port, addr)
 }
 
 // create creates and starts the container: a deployment, launching.
@@ -120,15 +155,13 @@ func (m *Manager) create(ctx context.Context, cfg *deployconfig.Config, spec doc
 func (m *Manager) awaitHealthy(ctx context.Context, d *deployment) error {
 	ct, err := m.waitHealthy(ctx, d.info.ID, d.cfg)
 	if err != nil {
-		logs, _ := m.o.Docker.Logs(context.WithoutCancel(ctx), d.info.ID, 20)
+		err = m.withLogs(ctx, d.info.ID, err)
 		m.fail(ctx, d)
-		if logs = strings.TrimSpace(logs); logs != "" {
-			err = fmt.Errorf("%w\ncontainer's last log lines:\n%s", err, logs)
-		}
 		return err
 	}
 	m.mu.Lock()
 	d.info.Addr, d.info.Started, d.info.Health = ct.Addr, ct.StartedAt, HealthHealthy
+	d.launchedAt = time.Now()
 	m.moveLocked(d, Launched)
 	m.mu.Unlock()
 	m.watchHealth(d)
@@ -155,9 +188,10 @@ func (m *Manager) discard(ctx context.Context, id string) {
 }
 
 // dockerErr marks errors of the daemon itself as ErrDocker, leaving image
-// pull errors (the registry's or the image's fault) as they are.
+// pull errors (the registry's or the image's fault) and refused settings
+// (the config's) as they are.
 func dockerErr(err error) error {
-	if errors.Is(err, dockerctl.ErrImagePull) || errors.Is(err, ErrDocker) {
+	if errors.Is(err, dockerctl.ErrImagePull) || errors.Is(err, dockerctl.ErrInvalidSpec) || errors.Is(err, ErrDocker) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrDocker, err)

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,20 @@ const (
 // current.json while nothing is active.
 const DefaultRetryColdStart = 15 * time.Second
 
+// Defaults of bringing a dead active container back (restart.go) and of
+// removing launched containers nobody switched to (expire.go).
+const (
+	// DefaultRestartAttempts is how many tries in a row bring a dead active
+	// container back before the manager gives up (a crash loop).
+	DefaultRestartAttempts = 3
+	// DefaultRestartBackoff is the wait before the first try; it doubles
+	// with each further one.
+	DefaultRestartBackoff = time.Second
+	// DefaultLaunchedTTL is how long a launched container may wait for a
+	// switch before it is removed.
+	DefaultLaunchedTTL = time.Hour
+)
+
 // Docker is what the manager needs of the Docker Engine (dockerctl.Client).
 type Docker interface {
 	EnsureImage(ctx context.Context, ref string, progress func(string)) error
@@ -48,6 +63,7 @@ type Proxy interface {
 	Stats() *proxy.Stats
 	Queued() int
 	Report() proxy.Report
+	Series() []proxy.Point
 }
 
 // Options configure a Manager.
@@ -74,6 +90,17 @@ type Options struct {
 	// RetryColdStart is how often start-up retries launching current.json
 	// while nothing is active. Default DefaultRetryColdStart.
 	RetryColdStart time.Duration
+	// RestartAttempts is how many tries in a row bring a dead active
+	// container back before the manager gives up. Default
+	// DefaultRestartAttempts; negative: never (the proxy answers 502 until
+	// a deploy).
+	RestartAttempts int
+	// RestartBackoff is the wait before the first try, doubled for each
+	// further one. Default DefaultRestartBackoff.
+	RestartBackoff time.Duration
+	// LaunchedTTL is how long a launched container may wait for a switch
+	// before it is removed. Default DefaultLaunchedTTL; negative: forever.
+	LaunchedTTL time.Duration
 }
 
 // deployment is one container the manager runs. Its info's identity fields
@@ -84,6 +111,13 @@ type deployment struct {
 	role   Role          // changed only by Manager.moveLocked
 	target *proxy.Target // the proxy's target while active and retiring
 	checks *healthCheck  // probing while launched or active; nil before
+	// launchedAt is when it became launched (zero for one adopted at
+	// start-up: its start time counts); revivedAt when the manager last
+	// brought it back from the dead.
+	launchedAt, revivedAt time.Time
+	// removing is set while the manager removes it: its Docker events
+	// (die, destroy) are its own doing.
+	removing bool
 }
 
 // statusHistory is how many recent events Status carries.
@@ -110,6 +144,8 @@ type Manager struct {
 
 	mu          sync.Mutex
 	op          string                 // the running operation, "" when idle
+	ctl         *opControl             // how to cancel it; nil when it cannot be
+	revive      reviveState            // bringing the dead active container back
 	deployments map[string]*deployment // by container id: every one with a container
 	replaced    *deployment            // the container the last switch replaced
 	previous    string                 // config id active before the current one
@@ -138,6 +174,9 @@ func New(o Options) (*Manager, error) {
 	if o.RetryColdStart == 0 {
 		o.RetryColdStart = DefaultRetryColdStart
 	}
+	o.RestartAttempts = cmp.Or(o.RestartAttempts, DefaultRestartAttempts)
+	o.RestartBackoff = cmp.Or(o.RestartBackoff, DefaultRestartBackoff)
+	o.LaunchedTTL = cmp.Or(o.LaunchedTTL, DefaultLaunchedTTL)
 	h, err := openHistory(o.StateDir)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
+	"github.com/switchyard/switchyard/internal/ids"
 	"github.com/switchyard/switchyard/internal/proxy"
 )
 
@@ -34,7 +35,7 @@ type env struct {
 
 func cfgJSON(image, version string, extra string) string {
 	return `{"image":"` + image + `","port":8080,"env":{"VERSION":"` + version + `"` + extra + `},` +
-		`"workers":2,"health":{"interval":"20ms","timeout":"1s","start_timeout":"1s"},"stop":{"timeout":"1s","drain_timeout":"2s"}}`
+		`"workers":2,"health":{"interval":"100ms","timeout":"1s","start_timeout":"1s"},"stop":{"timeout":"1s","drain_timeout":"2s"}}`
 }
 
 func newEnv(t *testing.T) *env {
@@ -61,9 +62,14 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) newManager() *Manager {
-	m, err := New(Options{App: "shop", Source: deployconfig.NewDir(e.dir, deployconfig.LayoutNative), Docker: e.docker,
-		Proxy: e.proxy, StateDir: e.state, Logger: zerolog.Nop(), RetryColdStart: 50 * time.Millisecond})
+func (e *env) newManager(opts ...func(*Options)) *Manager {
+	o := Options{App: "shop", Source: deployconfig.NewDir(e.dir, deployconfig.LayoutNative), Docker: e.docker,
+		Proxy: e.proxy, StateDir: e.state, Logger: zerolog.Nop(), RetryColdStart: 50 * time.Millisecond,
+		RestartBackoff: 20 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	m, err := New(o)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -215,6 +221,9 @@ func TestFailedLaunchLeavesActiveUntouched(t *testing.T) {
 			if got := e.docker.running(); len(got) != 1 || got[0] != active {
 				t.Fatalf("a failed container was left running: %v", got)
 			}
+			if short := ids.Short(tt.id); strings.Contains(err.Error(), "config "+short+": config "+short) {
+				t.Fatalf("the config is named twice in a row: %v", err)
+			}
 			if tt.want == ErrUnhealthy {
 				if len(e.docker.created) != before+1 || !strings.Contains(err.Error(), "last log lines") || !strings.Contains(err.Error(), "HTTP 500") {
 					t.Fatalf("unhealthy error lacks the health answer or the logs: %v", err)
@@ -322,12 +331,11 @@ func TestSwitchDrainsOldRequests(t *testing.T) {
 	}
 }
 
-// The active container dying is noticed: 502 at once and an unhealthy status.
+// With restarts off, the active container dying is noticed: 502 at once and
+// an unhealthy status.
 func TestActiveContainerDies(t *testing.T) {
 	e := newEnv(t)
-	if err := e.m.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.start(func(o *Options) { o.RestartAttempts = -1 })
 	res := e.deploy("v1")
 	e.docker.kill(res.Active.ID, 137)
 	e.waitHealthy(false)
@@ -387,7 +395,8 @@ func TestColdStart(t *testing.T) {
 }
 
 // A cold start without current.json keeps retrying; a later current.json
-// is picked up.
+// is picked up. A new install waiting for its first current.json is no
+// error: the history records none.
 func TestColdStartRetries(t *testing.T) {
 	e := newEnv(t)
 	if err := e.m.Start(e.ctx); err != nil {
@@ -397,10 +406,16 @@ func TestColdStartRetries(t *testing.T) {
 	if e.m.Status().Active != nil {
 		t.Fatal("active without current.json")
 	}
-	// Several retries failed by now; the history holds the failure once.
+	// Several retries found no current.json by now: nothing to record.
+	if h := e.m.History(); len(h) != 0 {
+		t.Fatalf("history of a new install waiting for current.json: %+v, want none", h)
+	}
+	// A current.json naming a config that is not there is an error, once.
+	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(strings.Repeat("ab", 32)), 0o644)
+	time.Sleep(200 * time.Millisecond)
 	starts := 0
 	for _, h := range e.m.History() {
-		if h.Action == "start" {
+		if h.Action == "start" && h.Result == resultError {
 			starts++
 		}
 	}

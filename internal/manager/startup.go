@@ -33,6 +33,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.spawn(ctx, m.watchEvents)
+	m.spawn(ctx, m.expireLaunched)
 	if !adopted {
 		m.spawn(ctx, m.coldStart)
 	}
@@ -133,6 +134,9 @@ func (m *Manager) adoptOne(ctx context.Context, c dockerctl.Container, st state,
 	return d, nil
 }
 
+// errNothingDeployed: current.json does not exist yet (a new install).
+var errNothingDeployed = errors.New("nothing deployed yet (no current.json)")
+
 // coldStart launches current.json and switches to it, retrying until that
 // works, an operator makes something active, or ctx ends.
 func (m *Manager) coldStart(ctx context.Context) {
@@ -141,14 +145,14 @@ func (m *Manager) coldStart(ctx context.Context) {
 		if done {
 			return
 		}
-		// The history gets a failure once, not every retry: a new install
-		// waiting for its first current.json would otherwise fill it.
-		if msg := err.Error(); msg != m.lastColdErr {
+		// The history gets a failure once, not every retry; and none for a
+		// new install waiting for its first current.json, which is no error.
+		if msg := err.Error(); msg != m.lastColdErr && !errors.Is(err, errNothingDeployed) {
 			m.lastColdErr = msg
 			m.record(Event{Action: ActionStart, Who: "switchyard start-up", Result: resultError, Error: msg})
 		}
 		ev := m.log.Error()
-		if errors.Is(err, deployconfig.ErrNotFound) {
+		if errors.Is(err, errNothingDeployed) {
 			ev = m.log.Info() // a new install: nothing deployed yet
 		}
 		ev.Err(err).Dur("retry_in", m.o.RetryColdStart).
@@ -175,6 +179,9 @@ func (m *Manager) coldStartOnce(ctx context.Context) (bool, error) {
 	defer end()
 	start := time.Now()
 	id, _, err := m.o.Source.Current(ctx)
+	if errors.Is(err, deployconfig.ErrNotFound) {
+		return false, fmt.Errorf("%w: %w", errNothingDeployed, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("read current.json from %s: %w", m.o.Source, err)
 	}

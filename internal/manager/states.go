@@ -11,7 +11,8 @@
 // Manager.moveLocked, which refuses a move the table below does not allow:
 //
 //	launching ──healthy──▶ launched ──switch──▶ active ──switch to another──▶ retiring ──stopped──▶ gone
-//	    │                                  ▲
+//	    │                      │                                                                  ▲
+//	    │                      └──── discarded, expired, removed behind switchyard's back ────────┘
 //	    └─ exited, unhealthy, Docker error ─────────────────────────────────▶ failed
 //	(start-up adopts a running container as launched or, from the state file, as active)
 //
@@ -21,9 +22,14 @@
 // removed. Gone and failed are final: the container no longer exists.
 //
 // Health is the other axis, driven by the health checker (health.go) and by
-// Docker's events (events.go): starting → healthy ⇄ unhealthy, and dead,
-// which is final. Health never changes the role: an active container that
-// dies stays active (the proxy answers 502 and /status 503) until a switch.
+// Docker's events (events.go): starting → healthy ⇄ unhealthy, and dead.
+// Health never changes the role. An active container that dies stays
+// active while the manager brings it back (restart.go): its requests wait
+// in the proxy's queue, the container is started again (or, when it was
+// removed, its config launched again and switched to) and is healthy once
+// more. After a few tries in a row the manager gives up; the container then
+// stays active and dead (the proxy answers 502, /status 503) until a
+// switch or rollback.
 //
 // Operations (Launch, Switch, Rollback, the start-up) run one at a time
 // through operate (operate.go) and are recorded in the history. The manager
@@ -59,7 +65,7 @@ func (r Role) String() string {
 // the adoption of the running active container at start-up.
 var transitions = map[Role][]Role{
 	Launching: {Launched, Active, Failed},
-	Launched:  {Active},
+	Launched:  {Active, Gone},
 	Active:    {Retiring},
 	Retiring:  {Gone},
 }
@@ -91,7 +97,9 @@ func (m *Manager) moveLocked(d *deployment, next Role) {
 // Health is what the health checks and Docker say of a container.
 type Health string
 
-// The health states. Dead is final: a container that exited stays dead.
+// The health states. Dead is final for the health checks and Docker's
+// events: only the manager's restart of the container (reviveLocked) brings
+// it back.
 const (
 	HealthStarting  Health = "starting"
 	HealthHealthy   Health = "healthy"
@@ -123,6 +131,10 @@ const (
 	ActionDied      Action = "died"      // Docker reported the container's death
 	ActionHealthy   Action = "healthy"   // the health checks passed again
 	ActionUnhealthy Action = "unhealthy" // the health checks failed
+	ActionRestart   Action = "restart"   // the dead active container was brought back (or not)
+	ActionDiscard   Action = "discard"   // an operator removed a launched container
+	ActionExpire    Action = "expire"    // a launched container nobody switched to was removed
+	ActionRemoved   Action = "removed"   // a container was removed behind switchyard's back
 )
 
 // Results of an Event.

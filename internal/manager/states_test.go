@@ -9,7 +9,7 @@ import (
 func TestRoleTransitions(t *testing.T) {
 	allowed := map[[2]Role]bool{
 		{Launching, Launched}: true, {Launching, Active}: true, {Launching, Failed}: true,
-		{Launched, Active}: true, {Active, Retiring}: true, {Retiring, Gone}: true,
+		{Launched, Active}: true, {Launched, Gone}: true, {Active, Retiring}: true, {Retiring, Gone}: true,
 	}
 	roles := []Role{Launching, Launched, Active, Retiring, Gone, Failed}
 	for _, from := range roles {

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
 )
 
@@ -33,6 +34,7 @@ func (m *Manager) Status() Status {
 		info := m.infoLocked(d)
 		st.Replaced = &info
 	}
+	st.Restart = m.restartStatusLocked(st.Active)
 	m.mu.Unlock()
 	sort.Slice(st.Launched, func(i, j int) bool { return st.Launched[i].Started.After(st.Launched[j].Started) })
 	st.History = m.History()
@@ -40,20 +42,38 @@ func (m *Manager) Status() Status {
 		st.History = st.History[:statusHistory]
 	}
 
-	ps := m.o.Proxy.Stats()
-	rep := m.o.Proxy.Report()
-	st.Proxy = ProxyStatus{Snapshot: ps.Snapshot(), Queued: m.o.Proxy.Queued(), Latency: map[string]Percentiles{
+	st.Proxy = ProxyStatusOf(m.o.Proxy)
+	return st
+}
+
+// ProxyStatusOf is the proxy-wide part of a Status: also what a switchyard
+// without a manager (a static upstream) reports.
+func ProxyStatusOf(p Proxy) ProxyStatus {
+	ps := p.Stats()
+	rep := p.Report()
+	st := ProxyStatus{Snapshot: ps.Snapshot(), Queued: p.Queued(), Latency: map[string]Percentiles{
 		"queue": percentiles(&ps.Queue), "app": percentiles(&ps.App), "total": percentiles(&ps.Total),
 	}, Windows: rep.Windows, Connections: rep.Connections, Queue: rep.Queue}
-	if t := m.o.Proxy.Active(); t != nil {
-		st.Proxy.InFlight = t.InFlight()
+	if t := p.Active(); t != nil {
+		st.InFlight = t.InFlight()
 	}
 	return st
 }
 
-// infoLocked is d's info with the proxy's figures for it. Caller holds m.mu.
+// Point is one sample interval of the proxy's figures (proxy.Point).
+type Point = proxy.Point
+
+// Series is the proxy-wide figures per sample interval over the last 15
+// minutes, oldest first, for the status page's charts.
+func (m *Manager) Series() []Point { return m.o.Proxy.Series() }
+
+// infoLocked is d's info with the proxy's figures for it, and a launched
+// container's expiry. Caller holds m.mu.
 func (m *Manager) infoLocked(d *deployment) ContainerInfo {
 	info := d.info
+	if at, ok := m.expiryLocked(d); ok {
+		info.ExpiresAt = &at
+	}
 	if d.target != nil {
 		info.InFlight = d.target.InFlight()
 		s := d.target.Stats().Snapshot()

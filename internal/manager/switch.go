@@ -26,8 +26,10 @@ func (m *Manager) Switch(ctx context.Context, ref, who string) (res SwitchResult
 }
 
 // Rollback launches the config that was active before the current one and
-// switches to it.
+// switches to it. It is the emergency exit: it preempts (cancels) a running
+// launch, switch or restart first.
 func (m *Manager) Rollback(ctx context.Context, who string) (res SwitchResult, err error) {
+	m.preempt(ctx, "rollback", who)
 	err = m.operate(ctx, "rollback", Event{Action: ActionRollback, Who: who},
 		func(ctx context.Context, e *Event) error {
 			m.mu.Lock()
@@ -55,6 +57,9 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 		err = fmt.Errorf("%w: container %s is %s; launch it again", ErrUnhealthy, ids.Short(d.info.ID), d.info.Health)
 	}
 	m.mu.Unlock()
+	if err == nil {
+		err = m.stillRunning(ctx, d)
+	}
 	if err != nil {
 		return SwitchResult{}, err
 	}
@@ -70,7 +75,9 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 	if old != nil {
 		m.moveLocked(old, Retiring)
 		old.target = oldT
-		m.previous = old.cfg.ID
+		if old.cfg.ID != d.cfg.ID { // a relaunch of the same config keeps what rollback goes back to
+			m.previous = old.cfg.ID
+		}
 		m.replaced = old
 	}
 	serr := m.saveStateLocked()

@@ -24,6 +24,12 @@ var (
 	ErrNoPrevious = errors.New("no previous deployment to roll back to")
 	// ErrDocker: the Docker daemon failed or is unreachable.
 	ErrDocker = errors.New("docker")
+	// ErrCancelled: an operator cancelled the operation, or a rollback
+	// preempted it. The message says who.
+	ErrCancelled = errors.New("cancelled")
+	// ErrNoOperation: Cancel found nothing to cancel (or not the operation
+	// it was told to cancel).
+	ErrNoOperation = errors.New("no such operation running")
 )
 
 // ContainerInfo describes one container the manager runs.
@@ -43,6 +49,9 @@ type ContainerInfo struct {
 	// Windows are its status codes, shed rate and latencies over the last
 	// minute, 15 minutes and since it became active.
 	Windows *proxy.WindowReport `json:"windows,omitempty"`
+	// ExpiresAt is when a launched container nobody switched to is removed
+	// (Options.LaunchedTTL); nil for the others.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // SwitchResult is what a switch (or rollback) did.
@@ -65,15 +74,37 @@ type Status struct {
 	// so that the old and the new version can be compared after a switch.
 	Replaced  *ContainerInfo `json:"replaced,omitempty"`
 	Operation string         `json:"operation,omitempty"` // what is running now
-	Previous  string         `json:"previous_config,omitempty"`
-	Source    string         `json:"source"`
-	Uptime    time.Duration  `json:"uptime_ns"`
-	Started   time.Time      `json:"started"`
-	Proxy     ProxyStatus    `json:"proxy"`
+	// Restart is set while the manager brings the dead active container
+	// back, and once it gave up.
+	Restart  *RestartStatus `json:"restart,omitempty"`
+	Previous string         `json:"previous_config,omitempty"`
+	Source   string         `json:"source"`
+	Uptime   time.Duration  `json:"uptime_ns"`
+	Started  time.Time      `json:"started"`
+	Proxy    ProxyStatus    `json:"proxy"`
 	// History is the most recent deployment events, newest first (all of
 	// them at /deployments).
 	History []Event `json:"history"`
 }
+
+// RestartStatus says how bringing the dead active container back goes.
+type RestartStatus struct {
+	Container string `json:"container"`
+	// State is RestartRunning while the manager tries, RestartGaveUp once
+	// it stopped trying (a crash loop): then only a deploy or a rollback
+	// brings the app back.
+	State string `json:"state"`
+	// Attempts are the tries in a row so far, of at most MaxAttempts.
+	Attempts    int    `json:"attempts"`
+	MaxAttempts int    `json:"max_attempts"`
+	LastError   string `json:"last_error,omitempty"`
+}
+
+// The states of a RestartStatus.
+const (
+	RestartRunning = "restarting"
+	RestartGaveUp  = "gave_up"
+)
 
 // ProxyStatus are the proxy-wide figures.
 type ProxyStatus struct {

@@ -46,6 +46,7 @@ type collector struct {
 	activeInfo, healthy, deploys, deployDuration, uptime  *prometheus.Desc
 	refused, overloaded, overloadedSecs, effTimeout       *prometheus.Desc
 	backlog                                               *prometheus.Desc
+	restartState, restartAttempts                         *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -53,35 +54,37 @@ func newCollector(src Source) *collector {
 		return prometheus.NewDesc("switchyard_"+name, help, labels, nil)
 	}
 	return &collector{
-		src:            src,
-		requests:       d("requests_total", "Requests answered by the proxy, by status code class.", "code_class"),
-		shed:           d("shed_total", "Requests answered 503 for want of capacity (every reason of switchyard_refused_total but no_app)."),
-		refused:        d("refused_total", "Requests the proxy answered with its own 503, by reason: queue_timeout, overload (shed at once by the adaptive queue), queue_full, limits (the proxy's buffers or HTTP/2 streams), no_app (no app running; not shed).", "reason"),
-		overloaded:     d("queue_overloaded", "1 while the adaptive queue is overloaded: FIFO would be shedding, so the oldest waiters are shed at once and the newest served."),
-		overloadedSecs: d("queue_overloaded_seconds_total", "Time the adaptive queue spent overloaded."),
-		effTimeout:     d("queue_effective_timeout_seconds", "About the longest a request waits for a worker now: the queue timeout, or about one service time of the app while overloaded."),
-		backlog:        d("queue_backlog_seconds", "How long a request arriving now would wait in a FIFO queue (the adaptive queue's overload signal; 0 for fifo and lifo)."),
-		failed:         d("upstream_failures_total", "Requests the proxy answered 502 or 504 because the app did not."),
-		bytesIn:        d("received_bytes_total", "Bytes received from clients."),
-		bytesOut:       d("sent_bytes_total", "Response body bytes sent to clients."),
-		duration:       d("request_duration_seconds", "Request time by phase: queue (waiting for a worker), app (until the app's response headers), total.", "phase"),
-		inFlight:       d("in_flight_requests", "Requests inside the active container now."),
-		queued:         d("queued_requests", "Requests waiting for a worker slot now."),
-		ctrRequests:    d("container_requests_total", "Requests answered while a container was active, by container and status code class.", "container", "config", "code_class"),
-		ctrInFlight:    d("container_in_flight_requests", "Requests inside a container now (active or draining).", "container"),
-		ctrHealth:      d("container_healthy", "1 when a managed container passes its health checks.", "container", "config", "role"),
-		activeInfo:     d("active_container_info", "The active container (value 1).", "container", "image", "config"),
-		healthy:        d("healthy", "1 when there is an active, healthy container (what /status answers 200 for)."),
-		deploys:        d("deployments_total", "Deployment operations by action and result.", "action", "result"),
-		deployDuration: d("deployment_duration_seconds", "Time deployment operations took, by action.", "action"),
-		uptime:         d("uptime_seconds", "Seconds since switchyard's manager started."),
+		src:             src,
+		requests:        d("requests_total", "Requests answered by the proxy, by status code class (shed requests count as 503s here).", "code_class"),
+		shed:            d("shed_total", "Requests answered 503 for want of capacity (every reason of switchyard_refused_total but no_app)."),
+		refused:         d("refused_total", "Requests the proxy answered with its own 503, by reason: queue_timeout, overload (shed at once by the adaptive queue), queue_full, limits (the proxy's buffers or HTTP/2 streams), no_app (no app running; not shed).", "reason"),
+		overloaded:      d("queue_overloaded", "1 while the adaptive queue is overloaded: FIFO would be shedding, so the oldest waiters are shed at once and the newest served."),
+		overloadedSecs:  d("queue_overloaded_seconds_total", "Time the adaptive queue spent overloaded."),
+		effTimeout:      d("queue_effective_timeout_seconds", "About the longest a request waits for a worker now: the queue timeout, or about one service time of the app while overloaded."),
+		backlog:         d("queue_backlog_seconds", "How long a request arriving now would wait in a FIFO queue (the adaptive queue's overload signal; 0 for fifo and lifo)."),
+		failed:          d("upstream_failures_total", "Requests the proxy answered 502 or 504 because the app did not."),
+		bytesIn:         d("received_bytes_total", "Bytes received from clients."),
+		bytesOut:        d("sent_bytes_total", "Response body bytes sent to clients."),
+		duration:        d("request_duration_seconds", "Request time by phase: queue (waiting for a worker), app (until the app's response headers), total.", "phase"),
+		inFlight:        d("in_flight_requests", "Requests inside the active container now."),
+		queued:          d("queued_requests", "Requests waiting for a worker slot now."),
+		ctrRequests:     d("container_requests_total", "Requests answered while a container was active, by container and status code class: its own answers and the proxy's 502/504 for it, not the requests shed (switchyard_shed_total).", "container", "config", "code_class"),
+		ctrInFlight:     d("container_in_flight_requests", "Requests inside a container now (active or draining).", "container"),
+		ctrHealth:       d("container_healthy", "1 when a managed container passes its health checks.", "container", "config", "role"),
+		activeInfo:      d("active_container_info", "The active container (value 1).", "container", "image", "config"),
+		healthy:         d("healthy", "1 when there is an active, healthy container (what /status answers 200 for)."),
+		deploys:         d("deployments_total", "Deployment operations by action and result.", "action", "result"),
+		deployDuration:  d("deployment_duration_seconds", "Time deployment operations took, by action.", "action"),
+		uptime:          d("uptime_seconds", "Seconds since switchyard's manager started."),
+		restartState:    d("active_restart_state", "1 for the state of bringing the dead active container back: restarting, or gave_up (a crash loop: only a deploy or rollback helps).", "state"),
+		restartAttempts: d("active_restart_attempts", "Tries in a row to bring the dead active container back (0 when it runs)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.shed, c.failed, c.bytesIn, c.bytesOut, c.duration, c.inFlight,
 		c.queued, c.ctrRequests, c.ctrInFlight, c.ctrHealth, c.activeInfo, c.healthy, c.deploys, c.deployDuration, c.uptime,
-		c.refused, c.overloaded, c.overloadedSecs, c.effTimeout, c.backlog} {
+		c.refused, c.overloaded, c.overloadedSecs, c.effTimeout, c.backlog, c.restartState, c.restartAttempts} {
 		ch <- d
 	}
 }
@@ -120,6 +123,14 @@ func (c *collector) collectManager(ch chan<- prometheus.Metric) {
 	s := m.Status()
 	ch <- prometheus.MustNewConstMetric(c.uptime, prometheus.GaugeValue, s.Uptime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, boolf(s.Healthy))
+	var attempts int
+	if r := s.Restart; r != nil {
+		attempts = r.Attempts
+	}
+	for _, state := range []string{manager.RestartRunning, manager.RestartGaveUp} {
+		ch <- prometheus.MustNewConstMetric(c.restartState, prometheus.GaugeValue, boolf(s.Restart != nil && s.Restart.State == state), state)
+	}
+	ch <- prometheus.MustNewConstMetric(c.restartAttempts, prometheus.GaugeValue, float64(attempts))
 	report := func(ci manager.ContainerInfo, role string) {
 		id := ids.Short(ci.ID)
 		ch <- prometheus.MustNewConstMetric(c.ctrHealth, prometheus.GaugeValue, boolf(ci.Health == manager.HealthHealthy), id, ids.Short(ci.ConfigID), role)

@@ -205,3 +205,91 @@ func TestMetricsLint(t *testing.T) {
 		t.Errorf("%s: %s", pr.Metric, pr.Text)
 	}
 }
+
+// statusManager reports a fixed status.
+type statusManager struct{ st manager.Status }
+
+func (m statusManager) Status() manager.Status { return m.st }
+func (statusManager) DeployStats() manager.DeployStats {
+	return manager.DeployStats{Counts: map[[2]string]uint64{}, Durations: map[string]*histogram.Snapshot{}}
+}
+
+// Shed requests are not the container's 5xx: 20 sheds and 5 answers of 500
+// from the app give the container five 5xx, and the proxy 25.
+func TestContainerFiveXXExcludesShed(t *testing.T) {
+	hold := make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hold":
+			<-hold
+		case "/fail":
+			w.WriteHeader(500)
+		}
+	}))
+	defer app.Close()
+	p, err := proxy.New(proxy.Config{QueueTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	front := httptest.NewServer(p)
+	defer front.Close()
+	tg, _, _ := p.SetTarget("app", app.Listener.Addr().String(), 1)
+	for range 5 {
+		get(t, front.URL+"/fail")
+	}
+	done := make(chan struct{})
+	go func() { get(t, front.URL+"/hold"); close(done) }()
+	for tg.InFlight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 20 {
+		if c := get(t, front.URL+"/"); c != 503 {
+			t.Fatalf("status %d, want a shed 503", c)
+		}
+	}
+	close(hold)
+	<-done
+	for p.Stats().Snapshot().Requests < 26 {
+		time.Sleep(time.Millisecond)
+	}
+	snap := tg.Stats().Snapshot()
+	m := statusManager{manager.Status{Healthy: true, Active: &manager.ContainerInfo{ID: "0123456789abcdef", ConfigID: "feedfacecafe0000",
+		Health: manager.HealthHealthy, Stats: &snap}}}
+	fams := scrape(t, Handler(Source{Proxy: p, Manager: m}))
+	for series, v := range map[string]float64{
+		`switchyard_container_requests_total{code_class="5xx",config="feedfacecafe",container="0123456789ab"}`: 5,
+		`switchyard_requests_total{code_class="5xx"}`:                                                          25,
+		`switchyard_shed_total`: 20,
+	} {
+		if got, ok := value(fams, series); !ok || got != v {
+			t.Errorf("%s = %v (found %v), want %v", series, got, ok, v)
+		}
+	}
+}
+
+// The restart of a dead active container, and a crash loop, are in /metrics.
+func TestRestartStateMetrics(t *testing.T) {
+	p, _ := proxy.New(proxy.Config{})
+	defer p.Close()
+	for _, tt := range []struct {
+		restart            *manager.RestartStatus
+		restarting, gaveUp float64
+		attempts           float64
+	}{
+		{nil, 0, 0, 0},
+		{&manager.RestartStatus{State: manager.RestartRunning, Attempts: 2, MaxAttempts: 3}, 1, 0, 2},
+		{&manager.RestartStatus{State: manager.RestartGaveUp, Attempts: 3, MaxAttempts: 3}, 0, 1, 3},
+	} {
+		fams := scrape(t, Handler(Source{Proxy: p, Manager: statusManager{manager.Status{Restart: tt.restart}}}))
+		for series, v := range map[string]float64{
+			`switchyard_active_restart_state{state="restarting"}`: tt.restarting,
+			`switchyard_active_restart_state{state="gave_up"}`:    tt.gaveUp,
+			`switchyard_active_restart_attempts`:                  tt.attempts,
+		} {
+			if got, ok := value(fams, series); !ok || got != v {
+				t.Errorf("restart %+v: %s = %v (found %v), want %v", tt.restart, series, got, ok, v)
+			}
+		}
+	}
+}

@@ -36,7 +36,8 @@ func (p *Proxy) newTarget(id, addr string, workers int) *Target {
 		addr:    addr,
 		workers: workers,
 		drained: make(chan struct{}),
-		stats:   &Stats{},
+		stats:   &Stats{excludeShedCodes: true},
+		adm:     &p.adm,
 	}
 	dial := t.conns.dialer(&net.Dialer{
 		Timeout:   p.cfg.ConnectTimeout,

@@ -22,7 +22,8 @@
 // and queued requests move to the new target without losing their place.
 //
 // The package knows nothing of Docker or S3: whoever manages containers
-// drives it through SetTarget, Target.WaitDrained and Target.SetDown. A
+// drives it through SetTarget, Target.WaitDrained, Target.SetDown and
+// Target.SetPaused. A
 // first page: ExampleProxy. The map: config.go (settings and defaults),
 // request.go (a request's way), queue.go (admission), discipline.go and
 // adaptive.go (the queue's order, and whom it sheds early), lease.go (what an

@@ -117,7 +117,7 @@ func (a *admission) enter() (t *Target, w *waiter, now time.Time, err error) {
 		return nil, nil, now, errNoTarget
 	}
 	// Fast path: a free slot and nobody ahead of us.
-	free := t.busy < t.workers && a.waiters.n == 0
+	free := t.busy < t.workers && a.waiters.n == 0 && !t.paused
 	a.disc.arrive(now, t.workers, free)
 	if free {
 		t.busy++
@@ -206,7 +206,7 @@ func (a *admission) releaseSlot(t *Target, since time.Time) {
 // handOver gives t's slot to the next waiter when t is the active target,
 // with a new in-flight reference when ref. Called with a.mu held.
 func (a *admission) handOver(t *Target, now time.Time, ref bool) bool {
-	if t != a.active {
+	if t != a.active || t.paused {
 		return false
 	}
 	w := a.disc.pop(&a.waiters, now)
@@ -240,19 +240,36 @@ func (a *admission) swap(t *Target) *Target {
 	old := a.active
 	a.active = t
 	if t != nil {
-		now := a.now()
-		for t.busy < t.workers {
-			w := a.disc.pop(&a.waiters, now)
-			if w == nil {
-				break
-			}
-			t.busy++
-			t.inflight.Add(1)
-			w.ready <- t
-		}
+		a.grantLocked(t, a.now())
 	}
 	a.mu.Unlock()
 	return old
+}
+
+// grantLocked hands the active target t's free slots to the waiters, in the
+// discipline's order, unless t is paused. Caller holds a.mu.
+func (a *admission) grantLocked(t *Target, now time.Time) {
+	for t.busy < t.workers && !t.paused {
+		w := a.disc.pop(&a.waiters, now)
+		if w == nil {
+			break
+		}
+		t.busy++
+		t.inflight.Add(1)
+		w.ready <- t
+	}
+}
+
+// pause sets t.paused (Target.SetPaused); lifting it grants t's free slots
+// to the waiters when t is the active target.
+func (a *admission) pause(t *Target, paused bool) {
+	now := a.now()
+	a.mu.Lock()
+	t.paused = paused
+	if !paused && t == a.active {
+		a.grantLocked(t, now)
+	}
+	a.mu.Unlock()
 }
 
 // queued is the number of requests waiting for a slot.

@@ -56,8 +56,15 @@ func (r *ShedReasons) sub(o ShedReasons) {
 // last minute and the last 15 minutes.
 //
 // A target's Stats also count the requests shed (503) while it was the
-// active one: they waited for its workers.
+// active one: they waited for its workers. They count in its requests and
+// shed, not in its codes: a target's codes are the container's own answers
+// (and the proxy's 502/504 for it), so that an alert on the container's 5xx
+// does not fire on load shedding. The proxy's Stats count every answer in
+// codes, sheds included.
 type Stats struct {
+	// excludeShedCodes leaves the shed 503s out of codes (a target's Stats).
+	excludeShedCodes bool
+
 	requests atomic.Uint64
 	shed     atomic.Uint64 // the refusals that are shed
 	refused  [numRefusals]atomic.Uint64
@@ -73,7 +80,7 @@ type Stats struct {
 
 func (s *Stats) record(status int, why refusalKind, failed bool, in, out int64, queue, app, total time.Duration, queued bool) {
 	s.requests.Add(1)
-	if status >= 100 && status < 600 {
+	if status >= 100 && status < 600 && !(why.shed() && s.excludeShedCodes) {
 		s.codes[status-100].Add(1)
 	}
 	if why != refusedNot {

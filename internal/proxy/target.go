@@ -38,6 +38,12 @@ type Target struct {
 	// waiting for a dial timeout.
 	down atomic.Bool
 
+	// paused keeps the target's worker slots from being handed out while its
+	// container is being brought back (SetPaused): requests wait in the
+	// queue. Guarded by the admission lock, as busy is.
+	paused bool
+	adm    *admission
+
 	// The upgraded connections open on the target (upgrade.go).
 	upgraded connSet[*upgradedConn]
 
@@ -62,6 +68,16 @@ func (t *Target) Stats() *Stats { return t.stats }
 // SetDown marks the target as dead (down=true): its requests get a 502 at
 // once. It is set by whoever watches the container, e.g. on a Docker "die".
 func (t *Target) SetDown(down bool) { t.down.Store(down) }
+
+// SetPaused holds (true) or lets go (false) the target's worker slots.
+// While it is paused, requests for the target wait in the queue, up to the
+// queue timeout or until another target is switched in, instead of being
+// sent to it: for a container that died and is being restarted, where they
+// would get a 502 at once. Letting go hands the free slots to the waiting
+// requests (which get a 502 at once if the target is down by then).
+// Requests already admitted and health checks that skip the queue are not
+// affected.
+func (t *Target) SetPaused(paused bool) { t.adm.pause(t, paused) }
 
 // release drops one in-flight reference and wakes a drain waiting for zero.
 func (t *Target) release() {

@@ -116,7 +116,7 @@ type Latencies struct {
 	Total Latency `json:"total"` // first byte in to last byte out
 }
 
-// Latency summarizes a histogram: percentiles are the upper bound of their
+// Latency summarizes a histogram: percentiles are interpolated within their
 // bucket (within 12.5%). Max is exact for "all"; over a shorter window it is
 // the upper bound of the highest bucket used in the window (within 12.5%
 // above the true maximum), as a histogram keeps no maximum per window.

@@ -114,10 +114,12 @@ func TestWindowsSixteenMinutes(t *testing.T) {
 		codes: map[int]uint64{200: 900, 502: 12}, queueCount: 912, appCount: 900, totalMaxLo: ok12[0], totalMaxHi: ok12[1]})
 	checkWindow(t, "all", r.All, wantWindow{seconds: 960, requests: 1032, shed: 120, failed: 12,
 		codes: map[int]uint64{200: 900, 502: 12, 503: 120}, queueCount: 1032, appCount: 900, totalMaxLo: 2000, totalMaxHi: 2000})
-	if p := r.Last15m.Latency.App; p.P50 < 10 || p.P50 > 11.25 || p.P99 < 10 || p.P99 > 11.25 {
+	// Percentiles are interpolated within their bucket: within its width
+	// (12.5%) either side.
+	if p := r.Last15m.Latency.App; p.P50 < 8.75 || p.P50 > 11.25 || p.P99 < 8.75 || p.P99 > 11.25 {
 		t.Errorf("15m app latency %+v, want p50 and p99 ≈ 10 ms", p)
 	}
-	if p := r.All.Latency.Queue; p.P90 < 2000 || p.P90 > 2250 {
+	if p := r.All.Latency.Queue; p.P90 < 1750 || p.P90 > 2250 {
 		t.Errorf("all queue p90 %v ms, want ≈ 2000 (the shed minute is 12%% of requests)", p.P90)
 	}
 

@@ -19,10 +19,10 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/registry"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/client"
 )
 
 // imgTimeout bounds one image build, push or removal.
@@ -62,7 +62,7 @@ func BuildTestApp(t testing.TB, tag, version string) {
 	defer cancel()
 	// The classic builder: BuildKit through the API needs a client session,
 	// and no `# syntax` frontend image could be pulled here anyway.
-	resp, err := api.ImageBuild(ctx, bytes.NewReader(buildCtx), build.ImageBuildOptions{
+	resp, err := api.ImageBuild(ctx, bytes.NewReader(buildCtx), client.ImageBuildOptions{
 		Tags:        []string{tag},
 		Remove:      true,
 		ForceRemove: true,
@@ -91,11 +91,11 @@ func PushImage(t testing.TB, tag string) {
 	defer cancel()
 	// Some daemons reject a push without an X-Registry-Auth header, even
 	// for a registry without authentication: send empty credentials.
-	auth, err := registry.EncodeAuthConfig(registry.AuthConfig{})
+	auth, err := authconfig.Encode(registry.AuthConfig{})
 	if err != nil {
 		t.Fatalf("push image %s: %v", tag, err)
 	}
-	body, err := api.ImagePush(ctx, tag, image.PushOptions{RegistryAuth: auth})
+	body, err := api.ImagePush(ctx, tag, client.ImagePushOptions{RegistryAuth: auth})
 	if err != nil {
 		t.Fatalf("push image %s: %v", tag, err)
 	}
@@ -112,7 +112,7 @@ func RemoveLocalImage(t testing.TB, tag string) {
 	api := imgDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), imgTimeout)
 	defer cancel()
-	if _, err := api.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := api.ImageRemove(ctx, tag, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		t.Fatalf("remove image %s: %v", tag, err)
 	}
 }
@@ -121,7 +121,7 @@ func RemoveLocalImage(t testing.TB, tag string) {
 func imgRemove(t testing.TB, api *client.Client, tag string) {
 	ctx, cancel := context.WithTimeout(context.Background(), imgTimeout)
 	defer cancel()
-	if _, err := api.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := api.ImageRemove(ctx, tag, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		t.Logf("cleanup: remove image %s: %v", tag, err)
 	}
 }
@@ -137,7 +137,7 @@ func imgDocker(t testing.TB) *client.Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := api.Ping(ctx); err != nil {
+	if _, err := api.Ping(ctx, client.PingOptions{}); err != nil {
 		api.Close()
 		Missing(t, "docker daemon", err)
 	}

@@ -1,5 +1,6 @@
-// switchyard status page. Polls the management API and keeps the last ten
-// minutes of figures in the page itself: no libraries, no build step.
+// switchyard status page. Draws the last 15 minutes: what the server sampled
+// before the page opened (/series), then what the page's own polls of
+// /status see. No libraries, no build step.
 //
 // Every figure is also written as plain text (and, for numbers, the exact
 // value in a data-value attribute) into elements with stable ids or
@@ -8,7 +9,7 @@
 (function () {
   const STATUS_EVERY_MS = 2000;
   const HISTORY_EVERY_MS = 10000;
-  const WINDOW_MS = 10 * 60 * 1000;
+  const WINDOW_MS = 15 * 60 * 1000;
 
   // The API's paths relative to the page's directory (the page is / or
   // /status). Built from origin and path rather than location.href, which
@@ -168,6 +169,28 @@
     return s;
   }
 
+  // seed fills the charts with the server's samples of the last 15 minutes
+  // (GET /series), placed on the page's clock: an operator who opens the
+  // page during an incident sees what led up to it. Queue depth and in
+  // flight are gauges the server does not sample: those charts start empty.
+  function seed(series) {
+    const skew = series.now ? Date.now() - Date.parse(series.now) : 0;
+    const first = samples.length ? samples[0].t : Infinity;
+    const seeded = [];
+    for (const p of series.points || []) {
+      const t = Date.parse(p.t) + skew, sec = p.seconds > 0 ? p.seconds : 5;
+      if (!(t < first)) continue; // the page's own samples win
+      const l = p.latency_ms || {}, has = l.count > 0;
+      const s = { t: t, queued: null, inflight: null, rps: p.requests / sec, shed: p.shed / sec,
+        p50: has ? l.p50 : null, p90: has ? l.p90 : null, p99: has ? l.p99 : null };
+      const cls = codeClasses(p.codes);
+      for (const k in cls) s['c' + k] = cls[k] / sec;
+      seeded.push(s);
+    }
+    samples.unshift(...seeded);
+    while (samples.length && samples[0].t < Date.now() - WINDOW_MS) samples.shift();
+  }
+
   // ---- charts ----
 
   // niceMax rounds up to 1, 2 or 5 times a power of ten.
@@ -201,7 +224,7 @@
       out += '<line class="grid" x1="' + L + '" x2="' + (W - R) + '" y1="' + yy + '" y2="' + yy + '"/>' +
         '<text class="y" x="' + (L - 5) + '" y="' + (Number(yy) + 3) + '">' + fmtAxis(max * f) + '</text>';
     }
-    for (const [label, t, cls] of [['−10 min', now - WINDOW_MS, 'x0'], ['−5 min', now - WINDOW_MS / 2, 'x'], ['now', now, 'x1']]) {
+    for (const [label, t, cls] of [['−15 min', now - WINDOW_MS, 'x0'], ['−7.5 min', now - WINDOW_MS / 2, 'x'], ['now', now, 'x1']]) {
       out += '<text class="' + cls + '" x="' + x(t).toFixed(1) + '" y="' + (H - 4) + '">' + label + '</text>';
     }
     // Draw the top layer first so that lower stacked layers paint over it.
@@ -371,6 +394,8 @@
     run();
   }
 
+  // The server's last 15 minutes first, once; the polls go on regardless.
+  getJSON('series').then((series) => { seed(series); drawCharts(); }).catch((err) => showError('series', err));
   poll('status', async () => {
     const st = await getJSON('status');
     const s = record(st, Date.now());

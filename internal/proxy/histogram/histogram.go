@@ -101,8 +101,12 @@ type Snapshot struct {
 	MaxMicros uint64
 }
 
-// Quantile returns the q-quantile (0..1) as the upper bound of the bucket
-// holding it, capped at the maximum seen.
+// Quantile returns the q-quantile (0..1), interpolated linearly within the
+// bucket holding it, as Prometheus' histogram_quantile does: a bucket's
+// values are taken to be spread evenly over it. The top bucket ends at the
+// maximum seen, so that values bunched in one bucket still give p50 < p90 <
+// p99 ≤ max rather than one number for all, and no quantile exceeds the
+// maximum. The error is within the bucket's width (12.5% of the value).
 func (s *Snapshot) Quantile(q float64) time.Duration {
 	var total uint64
 	for _, c := range s.Buckets {
@@ -111,22 +115,32 @@ func (s *Snapshot) Quantile(q float64) time.Duration {
 	if total == 0 {
 		return 0
 	}
-	rank := uint64(q*float64(total) + 0.5)
-	if rank < 1 {
-		rank = 1
-	}
+	rank := min(max(q, 0), 1) * float64(total)
 	var seen uint64
 	for i, c := range s.Buckets {
-		seen += c
-		if seen >= rank {
-			v := bucketUpper(i)
-			if s.MaxMicros > 0 && v > s.MaxMicros {
-				v = s.MaxMicros
-			}
-			return time.Duration(v) * time.Microsecond
+		if c == 0 {
+			continue
 		}
+		if float64(seen+c) >= rank {
+			// The bucket holds the values [lo, hi) in whole microseconds.
+			lo, hi := float64(bucketLower(i)), float64(bucketUpper(i)+1)
+			if m := float64(s.MaxMicros); s.MaxMicros > 0 && m < hi {
+				hi = max(lo, m)
+			}
+			v := lo + (hi-lo)*(rank-float64(seen))/float64(c)
+			return time.Duration(v * float64(time.Microsecond))
+		}
+		seen += c
 	}
 	return time.Duration(s.MaxMicros) * time.Microsecond
+}
+
+// bucketLower is the smallest value (µs) that falls into bucket i.
+func bucketLower(i int) uint64 {
+	if i == 0 {
+		return 0
+	}
+	return bucketUpper(i-1) + 1
 }
 
 // Add merges o into s.
