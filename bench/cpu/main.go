@@ -38,6 +38,7 @@ type config struct {
 	limit     time.Duration
 	syWorkers int
 	syLog     string
+	threads   int
 	accessLog bool
 	client    string
 	bins      launch.Binaries
@@ -115,6 +116,7 @@ func main() {
 	flag.IntVar(&c.conns, "connections", 32, "keep-alive client connections")
 	flag.DurationVar(&c.limit, "max-run", 120*time.Second, "upper bound on one run's time")
 	flag.IntVar(&c.syWorkers, "switchyard-workers", 64, "switchyard --workers (and HAProxy server maxconn): on, but above -connections")
+	flag.IntVar(&c.threads, "threads", 1, "threads of every proxy: HAProxy nbthread, nginx worker_processes, switchyard --threads, plainproxy GOMAXPROCS; 0: each its default (one per CPU)")
 	flag.BoolVar(&c.accessLog, "access-log", false, "turn on HAProxy's and nginx's access logs too (switchyard always logs, to a file)")
 	flag.StringVar(&c.syLog, "switchyard-log", "", "switchyard --log-address; empty: a file in the scratch directory (\"off\" to measure without it)")
 	flag.StringVar(&c.client, "client", "auto", "wrk, go, or auto (wrk if installed)")
@@ -251,7 +253,7 @@ func startAll(ctx context.Context, g *launch.Group, c config, drive driver, upst
 			HealthPath:    "/healthcheck",
 			AccessLog:     c.accessLog,
 			SwitchyardLog: c.syLog,
-			Threads:       1, // HAProxy nbthread 1; nginx has worker_processes 1
+			Threads:       c.threads,
 		})
 		if errors.Is(err, launch.ErrUnavailable) {
 			fmt.Fprintf(os.Stderr, "SKIP %s: %v\n", kind, err)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,7 @@ type serveConfig struct {
 	readHeader      time.Duration
 	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
+	threads         int
 
 	// Managed mode (no upstream): the deploy manager and its API
 	// (serve_managed.go).
@@ -98,6 +100,7 @@ func serveSettings(c *serveConfig) *settings {
 	s.duration(&c.readHeader, "read-header-timeout", []string{"SWITCHYARD_READ_HEADER_TIMEOUT"}, durationText(proxy.DefaultReadHeaderTimeout), "client request header read timeout")
 	s.duration(&c.idleTimeout, "idle-timeout", []string{"SWITCHYARD_IDLE_TIMEOUT"}, durationText(proxy.DefaultIdleTimeout), "client keep-alive idle timeout")
 	s.duration(&c.shutdownTimeout, "shutdown-timeout", []string{"SWITCHYARD_SHUTDOWN_TIMEOUT"}, durationText(proxy.DefaultShutdownTimeout), "on SIGTERM/SIGINT, how long in-flight requests may finish")
+	s.integer(&c.threads, "threads", []string{"SWITCHYARD_THREADS"}, "0", "OS threads running Go code at once (GOMAXPROCS); 0: one per CPU the process may use. 1 costs less CPU per request on small hosts (see bench/README.md)", 0)
 	addManagedSettings(s, &c.managedSettings)
 	addTLSSettings(s, &c.tls)
 	addHTTPSettings(s, &c.http)
@@ -218,6 +221,9 @@ func parseAndServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.edge.close()
+	if c.threads > 0 {
+		runtime.GOMAXPROCS(c.threads)
+	}
 	level, _ := zerolog.ParseLevel(c.logLevel)
 	logger := zerolog.New(os.Stderr).Level(level).With().Timestamp().Str("component", "switchyard").Logger()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)

@@ -26,7 +26,7 @@ func TestParseServe(t *testing.T) {
 		{"defaults", []string{"--upstream", "127.0.0.1:9000"}, nil, func(t *testing.T, c *serveConfig) {
 			if c.maxConns != 2000 || c.queueTimeout != 3*time.Second || c.healthPath != "/healthcheck" ||
 				c.logAddress != "stdout" || c.logFormat != "text" || c.workers != 1 || c.listen != ":8000" ||
-				c.apiAddr != "127.0.0.1:8001" || c.configs != "./configs" || c.discipline != proxy.DisciplineAdaptive {
+				c.apiAddr != "127.0.0.1:8001" || c.configs != "./configs" || c.discipline != proxy.DisciplineAdaptive || c.threads != 0 {
 				t.Fatalf("defaults: %+v", c)
 			}
 		}},
@@ -41,6 +41,11 @@ func TestParseServe(t *testing.T) {
 			want := []proxy.Header{{Name: "STRICT-TRANSPORT-SECURITY", Value: "max-age=63072000"}, {Name: "X-FRAME-OPTIONS", Value: "DENY"}}
 			if len(c.headers) != 2 || c.headers[0] != want[0] || c.headers[1] != want[1] {
 				t.Fatalf("headers %v, want %v", c.headers, want)
+			}
+		}},
+		{"threads", []string{"--upstream", "a:1"}, []string{"SWITCHYARD_THREADS=1"}, func(t *testing.T, c *serveConfig) {
+			if c.threads != 1 {
+				t.Fatal(c.threads)
 			}
 		}},
 		{"queue timeout forms", []string{"--upstream", "a:1"}, []string{"QUEUE_TIMEOUT=1m"}, func(t *testing.T, c *serveConfig) {
@@ -128,6 +133,7 @@ func TestParseServeErrors(t *testing.T) {
 		{"public drop-in API without token", []string{"a:1", "--api", "0.0.0.0:8001"}, nil, "--api-token"},
 		{"tiny default memory", []string{"--default-memory", "1k"}, nil, "default-memory"},
 		{"zero pids limit", []string{"--pids-limit", "0"}, nil, "pids-limit"},
+		{"negative threads", []string{"a:1", "--threads", "-2"}, nil, "threads"},
 		{"negative restarts", []string{"--restart-attempts", "-1"}, nil, "restart-attempts"},
 		{"bad ttl", []string{"--launched-ttl", "never"}, nil, "launched-ttl"},
 	}

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
-// nginxConfig returns an nginx.conf comparable to the other proxies: one
-// worker process (plus the idle master), HTTP/1.1 keep-alive to the upstream
+// nginxConfig returns an nginx.conf comparable to the other proxies:
+// o.Threads worker processes (plus the idle master), HTTP/1.1 keep-alive to the upstream
 // (an `upstream` block with `keepalive`), Host kept, X-Forwarded-For/Proto
 // set, keepalive_requests raised on both sides so that nginx, like the Go
 // proxies and HAProxy, does not close a connection every 1000 requests, and no
@@ -17,7 +18,11 @@ import (
 func (g *Group) nginxConfig(listen string, o Options) string {
 	dir := g.Dir
 	var b strings.Builder
-	b.WriteString("daemon off;\nworker_processes 1;\n")
+	workers := "auto"
+	if o.Threads > 0 {
+		workers = strconv.Itoa(o.Threads)
+	}
+	fmt.Fprintf(&b, "daemon off;\nworker_processes %s;\n", workers)
 	if os.Geteuid() == 0 {
 		b.WriteString("user root;\n") // the scratch files are root's
 	}

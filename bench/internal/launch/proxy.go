@@ -50,8 +50,10 @@ type Options struct {
 	// which is a file) and nginx (to a file). Switchyard always logs, to a file
 	// in the group's directory: its CLI has no "off".
 	AccessLog bool
-	// Threads is HAProxy's nbthread; 0 leaves HAProxy's default (one thread
-	// per CPU), as gunicorn-proxy does.
+	// Threads is how many threads each proxy runs: HAProxy's nbthread,
+	// nginx's worker_processes, switchyard's --threads and plainproxy's
+	// GOMAXPROCS. 0 leaves each its default (one per CPU for all four;
+	// gunicorn-proxy leaves HAProxy's).
 	Threads int
 	// SwitchyardLog is switchyard's --log-address; empty means a file in the
 	// group's directory.
@@ -102,9 +104,16 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 		if o.Discipline != "" {
 			argv = append(argv, "--queue-discipline", o.Discipline)
 		}
+		if o.Threads > 0 {
+			argv = append(argv, "--threads", strconv.Itoa(o.Threads))
+		}
 		return g.Start(kind, addr, argv, o.Env)
 	case PlainProxy:
-		return g.Start(kind, addr, []string{bins.PlainProxy, "-listen", addr, "-upstream", o.Upstream}, nil)
+		var env []string
+		if o.Threads > 0 {
+			env = []string{"GOMAXPROCS=" + strconv.Itoa(o.Threads)}
+		}
+		return g.Start(kind, addr, []string{bins.PlainProxy, "-listen", addr, "-upstream", o.Upstream}, env)
 	case HAProxy:
 		bin, err := exec.LookPath("haproxy")
 		if err != nil {
