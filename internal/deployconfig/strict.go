@@ -73,33 +73,44 @@ func walk(raw json.RawMessage, t reflect.Type, path string, foldCase bool, p *pr
 			wrongType()
 		}
 	case t.Kind() == reflect.Struct:
-		fields, names := jsonFields(t, foldCase)
-		walkObject(raw, path, foldCase, p, wrongType, func(key string) (reflect.Type, bool) {
-			lookup := key
-			if foldCase {
-				lookup = strings.ToLower(key)
-			}
-			ft, ok := fields[lookup]
-			if !ok {
-				p.addBad(path+key, "unknown field (known: %s)", strings.Join(names, ", "))
-			}
-			return ft, ok
-		})
+		walkStruct(raw, t, path, foldCase, p, wrongType)
 	case t.Kind() == reflect.Map:
 		walkObject(raw, path, false, p, wrongType, func(string) (reflect.Type, bool) { return t.Elem(), true })
 	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
-		var items []json.RawMessage
-		if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
-			wrongType()
-			return
-		}
-		for i, item := range items {
-			walk(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i), foldCase, p)
-		}
+		walkList(raw, t, path, foldCase, p, wrongType)
 	default:
 		if json.Unmarshal(raw, reflect.New(t).Interface()) != nil {
 			wrongType()
 		}
+	}
+}
+
+// walkStruct walks the members of the JSON object raw against the fields of
+// struct type t; a key that names no field is a problem.
+func walkStruct(raw json.RawMessage, t reflect.Type, path string, foldCase bool, p *problems, wrongType func()) {
+	fields, names := jsonFields(t, foldCase)
+	walkObject(raw, path, foldCase, p, wrongType, func(key string) (reflect.Type, bool) {
+		lookup := key
+		if foldCase {
+			lookup = strings.ToLower(key)
+		}
+		ft, ok := fields[lookup]
+		if !ok {
+			p.addBad(path+key, "unknown field (known: %s)", strings.Join(names, ", "))
+		}
+		return ft, ok
+	})
+}
+
+// walkList walks the items of the JSON array raw against t's element type.
+func walkList(raw json.RawMessage, t reflect.Type, path string, foldCase bool, p *problems, wrongType func()) {
+	var items []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		wrongType()
+		return
+	}
+	for i, item := range items {
+		walk(item, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i), foldCase, p)
 	}
 }
 

@@ -92,21 +92,7 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 			return nil, fmt.Errorf("%w: switchyard at %q: %v (build it: go build -o /tmp/switchyard ./cmd/switchyard)",
 				ErrUnavailable, bins.Switchyard, err)
 		}
-		argv := []string{bins.Switchyard, "serve",
-			"--listen", addr,
-			"--upstream", o.Upstream,
-			"--workers", strconv.Itoa(max(o.Workers, 1)),
-			"--queue-timeout", o.QueueTimeout.String(),
-			"--healthcheck-path", o.HealthPath,
-			"--log-address", cmp.Or(o.SwitchyardLog, g.Path("switchyard-access", ".log")),
-			"--max-connections", strconv.Itoa(o.maxConnections()),
-		}
-		if o.Discipline != "" {
-			argv = append(argv, "--queue-discipline", o.Discipline)
-		}
-		if o.Threads > 0 {
-			argv = append(argv, "--threads", strconv.Itoa(o.Threads))
-		}
+		argv := switchyardArgv(bins.Switchyard, addr, cmp.Or(o.SwitchyardLog, g.Path("switchyard-access", ".log")), o)
 		return g.Start(kind, addr, argv, o.Env)
 	case PlainProxy:
 		var env []string
@@ -138,6 +124,26 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 	}
 	return nil, fmt.Errorf("unknown proxy %q (want %s, %s, %s, %s or %s)",
 		kind, Switchyard, HAProxy, Nginx, PlainProxy, Direct)
+}
+
+// switchyardArgv is the command line of a switchyard serving o on addr.
+func switchyardArgv(bin, addr, logAddr string, o Options) []string {
+	argv := []string{bin, "serve",
+		"--listen", addr,
+		"--upstream", o.Upstream,
+		"--workers", strconv.Itoa(max(o.Workers, 1)),
+		"--queue-timeout", o.QueueTimeout.String(),
+		"--healthcheck-path", o.HealthPath,
+		"--log-address", logAddr,
+		"--max-connections", strconv.Itoa(o.maxConnections()),
+	}
+	if o.Discipline != "" {
+		argv = append(argv, "--queue-discipline", o.Discipline)
+	}
+	if o.Threads > 0 {
+		argv = append(argv, "--threads", strconv.Itoa(o.Threads))
+	}
+	return argv
 }
 
 // StartSyncapp starts the imitation sync-worker backend: workers slots of

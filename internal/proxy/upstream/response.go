@@ -176,14 +176,28 @@ func (x *Exchange) frame(method string) error {
 	}
 	x.Fields = x.Fields[:0]
 	for _, f := range x.raw {
-		if hopByHop(f.Name) && f.Name != "Content-Length" ||
-			(h.chunked && f.Name == "Content-Length") ||
-			(len(h.conn) > 0 && httpguts.HeaderValuesContainsToken(h.conn, f.Name)) {
-			continue
+		if !h.dropped(f.Name) {
+			x.Fields = append(x.Fields, f)
 		}
-		x.Fields = append(x.Fields, f)
 	}
 	x.keep = !h.connClose && (h.minor == 1 || h.keepAlive)
+	x.setBody(method)
+	return nil
+}
+
+// dropped says whether the field name stays out of Fields: hop-by-hop
+// (Content-Length aside), Content-Length beside chunked, or named by
+// Connection.
+func (h *head) dropped(name string) bool {
+	return hopByHop(name) && name != "Content-Length" ||
+		(h.chunked && name == "Content-Length") ||
+		(len(h.conn) > 0 && httpguts.HeaderValuesContainsToken(h.conn, name))
+}
+
+// setBody sets how the body is framed, from the request's method, the
+// status and the head's framing fields.
+func (x *Exchange) setBody(method string) {
+	h := &x.h
 	x.ContentLength = -1
 	switch {
 	case method == "HEAD" || x.Status < 200 || x.Status == 204 || x.Status == 304:
@@ -198,21 +212,13 @@ func (x *Exchange) frame(method string) error {
 	default:
 		x.kind, x.keep = bodyClose, false
 	}
-	return nil
 }
 
 // note takes what framing needs from one field.
 func (h *head) note(f Field, x *Exchange) error {
 	switch f.Name {
 	case "Content-Length":
-		n, err := strconv.ParseUint(f.Value, 10, 63)
-		if err != nil || f.Value == "" || f.Value[0] == '+' {
-			return fmt.Errorf("upstream: bad Content-Length %q", f.Value)
-		}
-		if h.cl >= 0 && int64(n) != h.cl {
-			return errors.New("upstream: the app sent two different Content-Lengths")
-		}
-		h.cl = int64(n)
+		return h.noteLength(f.Value)
 	case "Transfer-Encoding":
 		if h.minor == 0 {
 			return nil // HTTP/1.0 has none: the body runs until close
@@ -233,6 +239,20 @@ func (h *head) note(f Field, x *Exchange) error {
 			}
 		}
 	}
+	return nil
+}
+
+// noteLength takes a Content-Length value: digits only, and the same in
+// every copy.
+func (h *head) noteLength(v string) error {
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil || v == "" || v[0] == '+' {
+		return fmt.Errorf("upstream: bad Content-Length %q", v)
+	}
+	if h.cl >= 0 && int64(n) != h.cl {
+		return errors.New("upstream: the app sent two different Content-Lengths")
+	}
+	h.cl = int64(n)
 	return nil
 }
 
