@@ -145,13 +145,14 @@ func newDocker(ctx context.Context) (dockerClient, error) { return dockerctl.New
 // runManaged runs the deploy manager and its API until ctx ends. On the way
 // up: the config source, Docker, the manager, the API's listener (a bad
 // address fails before anything is adopted), then the start-up (adoption
-// or the cold start), and only then the API answers: requests that arrive
-// meanwhile wait in the listener's queue. On the way down, in order: the
+// or the cold start), and only then the API and the proxy answer: requests
+// that arrive meanwhile wait in the listeners' queues. On the way down, in order: the
 // API's graceful shutdown, so that no request still uses the manager (a
 // launch may run for minutes: past the shutdown timeout the manager
 // cancels it, and it cleans up); then the manager, which waits for its
 // goroutines; then Docker.
-func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog.Logger, connect func(context.Context) (dockerClient, error)) error {
+func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog.Logger,
+	connect func(context.Context) (dockerClient, error), adopted chan<- struct{}) error {
 	m, closeAll, err := c.newManager(ctx, p, log, connect)
 	if err != nil {
 		return err
@@ -165,6 +166,7 @@ func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog
 		ln.Close()
 		return fmt.Errorf("start-up: %w", err)
 	}
+	close(adopted) // the proxy accepts now
 	h := api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
 		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})})
 	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).

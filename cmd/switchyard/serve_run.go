@@ -57,13 +57,24 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 	}
 	log.Info().Str("listen", ln.Addr().String()).Str("upstream", c.upstream).Int("workers", c.workers).
 		Dur("queue_timeout", c.queueTimeout).Int("max_connections", c.maxConns).Msg("proxy listening")
+	// In managed mode the proxy accepts only once the start-up adopted the
+	// running app: connections wait in the listen queue meanwhile, rather
+	// than getting "503 no app is running yet" from an app that runs.
+	adopted := make(chan struct{})
 	g.Go(func() error {
+		select {
+		case <-adopted:
+		case <-ctx.Done():
+		}
 		return p.Serve(ctx, ln, proxy.ServerConfig{Handler: handler, TLS: tlsConf, ReadHeaderTimeout: c.readHeader,
 			IdleTimeout: c.idleTimeout, ShutdownTimeout: c.shutdownTimeout})
 	})
+	if c.upstream != "" {
+		close(adopted)
+	}
 	switch {
 	case c.upstream == "":
-		g.Go(func() error { return runManaged(ctx, c, p, log, connect) })
+		g.Go(func() error { return runManaged(ctx, c, p, log, connect, adopted) })
 	case c.apiGiven:
 		g.Go(func() error { return runDropInAPI(ctx, c, p, log) })
 	case c.apiSkipped != "":

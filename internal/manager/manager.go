@@ -149,6 +149,7 @@ type Manager struct {
 	deployments map[string]*deployment // by container id: every one with a container
 	replaced    *deployment            // the container the last switch replaced
 	previous    string                 // config id active before the current one
+	recorded    state                  // the state file as last read or written
 	history     *history
 	// counts are deployment operations since start by action and result;
 	// durations their time, by action.
@@ -272,6 +273,7 @@ func (m *Manager) activeLocked() *deployment {
 
 // record appends to the deployment history, counts and logs the event.
 func (m *Manager) record(e Event) {
+	e.began, e.recorded = time.Time{}, false
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

@@ -140,4 +140,9 @@ type Event struct {
 	Result    string        `json:"result"` // "ok" or "error"
 	Error     string        `json:"error,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
+	// began is when the operation began; recorded is set once an
+	// operation recorded its event before its end (a switch, when traffic
+	// moved), so that operate does not record it twice.
+	began    time.Time
+	recorded bool
 }
