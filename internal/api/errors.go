@@ -23,6 +23,7 @@ var errorKinds = []struct {
 	status int
 	kind   string
 }{
+	{manager.ErrUpgrading, http.StatusServiceUnavailable, KindUpgrading},
 	{manager.ErrBusy, http.StatusConflict, KindBusy},
 	{manager.ErrCancelled, http.StatusConflict, KindCanceled},
 	{manager.ErrNoOperation, http.StatusConflict, KindNoOperation},

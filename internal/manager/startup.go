@@ -10,6 +10,7 @@ import (
 	"github.com/switchyard/switchyard/internal/deployconfig"
 	"github.com/switchyard/switchyard/internal/dockerctl"
 	"github.com/switchyard/switchyard/internal/ids"
+	"github.com/switchyard/switchyard/internal/statelock"
 )
 
 // Start brings the manager up after a (re)start of switchyard:
@@ -26,7 +27,24 @@ import (
 //
 // It also starts following Docker events; that and the cold start run
 // until ctx ends or Close.
+//
+// First it takes the state directory's lock; while another process holds
+// it, Start fails naming it, or with Options.TakeOver serves the state
+// file's active container and takes over later (takeover.go).
 func (m *Manager) Start(ctx context.Context) error {
+	l, err := m.lockOnce()
+	if errors.Is(err, statelock.ErrHeld) && m.o.TakeOver > 0 {
+		return m.startFollowing(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	m.held(l)
+	return m.startHolding(ctx)
+}
+
+// startHolding is Start once the lock is this manager's.
+func (m *Manager) startHolding(ctx context.Context) error {
 	end, err := m.begin("start-up")
 	if err != nil {
 		return err
@@ -157,9 +175,11 @@ func (m *Manager) adoptOne(ctx context.Context, c dockerctl.Container, st state,
 		d.info.Health = HealthHealthy
 	}
 	if role == Active {
-		t, _, err := m.o.Proxy.SetTarget(c.ID, c.Addr, cfg.Workers)
-		if err != nil {
-			return nil, err
+		t := m.reuseFollowed(c.ID, c.Addr)
+		if t == nil {
+			if t, _, err = m.o.Proxy.SetTarget(c.ID, c.Addr, cfg.Workers); err != nil {
+				return nil, err
+			}
 		}
 		d.target = t
 	}
