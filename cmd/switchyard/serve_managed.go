@@ -158,9 +158,12 @@ func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog
 		return err
 	}
 	defer closeAll()
-	ln, err := net.Listen("tcp", c.apiAddr)
+	ln, err := c.upgrade.listenTCP(c.apiAddr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w", c.apiAddr, err)
+	}
+	if u := c.upgrade.upgrader; u != nil {
+		u.setManager(m)
 	}
 	if err := m.Start(ctx); err != nil {
 		ln.Close()
@@ -168,7 +171,7 @@ func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog
 	}
 	close(adopted) // the proxy accepts now
 	h := api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
-		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})})
+		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m}), Upgrade: c.upgrade.upgradeFunc()})
 	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).
 		Bool("auth", c.apiToken != "").Msg("management API listening")
 	return c.serveAPI(ctx, h, ln)
@@ -206,6 +209,7 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 		App: c.app, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
 		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: log,
 		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL,
+		Holder: processHolder(), TakeOver: c.upgrade.takeOver(),
 	})
 	if err != nil {
 		dc.Close()

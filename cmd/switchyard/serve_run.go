@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -35,10 +36,11 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 			return fmt.Errorf("upstream: %w", err)
 		}
 	}
-	raw, err := proxy.Listen(c.listen, c.maxConns)
+	tcp, err := c.upgrade.listenTCP(c.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
+	raw := proxy.LimitListener(tcp, c.maxConns)
 	ln, err := c.http.wrapListener(raw)
 	if err != nil {
 		raw.Close()
@@ -49,10 +51,21 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 		ln.Close()
 		return err
 	}
+	var apiLn net.Listener // a static upstream's read-only API
+	if c.upstream != "" && c.apiGiven {
+		if apiLn, err = c.upgrade.listenTCP(c.apiAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("API listen on %s: %w", c.apiAddr, err)
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	c.tls.listenTCP = c.upgrade.listenTCP
 	tlsConf, err := c.tls.start(ctx, g, c.stateDir, log)
 	if err != nil {
 		ln.Close()
+		if apiLn != nil {
+			apiLn.Close()
+		}
 		return err
 	}
 	log.Info().Str("listen", ln.Addr().String()).Str("upstream", c.upstream).Int("workers", c.workers).
@@ -64,6 +77,8 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 	g.Go(func() error {
 		select {
 		case <-adopted:
+			// Every listener is open: an upgrade's predecessor may stop.
+			c.upgrade.ready(log)
 		case <-ctx.Done():
 		}
 		return p.Serve(ctx, ln, proxy.ServerConfig{Handler: handler, TLS: tlsConf, ReadHeaderTimeout: c.readHeader,
@@ -76,7 +91,7 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 	case c.upstream == "":
 		g.Go(func() error { return runManaged(ctx, c, p, log, connect, adopted) })
 	case c.apiGiven:
-		g.Go(func() error { return runDropInAPI(ctx, c, p, log) })
+		g.Go(func() error { return runDropInAPI(ctx, c, p, log, apiLn) })
 	case c.apiSkipped != "":
 		log.Warn().Str("reason", c.apiSkipped).Msg("no read-only API for this upstream: SWITCHYARD_API needs SWITCHYARD_API_TOKEN")
 	default:

@@ -24,6 +24,7 @@ var errorKinds = []struct {
 	kind   string
 }{
 	{manager.ErrUpgrading, http.StatusServiceUnavailable, KindUpgrading},
+	{manager.ErrUpgradeFailed, http.StatusBadGateway, KindUpgradeFailed},
 	{manager.ErrBusy, http.StatusConflict, KindBusy},
 	{manager.ErrCancelled, http.StatusConflict, KindCanceled},
 	{manager.ErrNoOperation, http.StatusConflict, KindNoOperation},

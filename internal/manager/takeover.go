@@ -16,6 +16,18 @@ import (
 // successor runs the deployments.
 var ErrUpgrading = errors.New("upgrade in progress")
 
+// ErrUpgradeFailed: the new switchyard process of an upgrade did not take
+// over (it exited, or was not ready in time); this one serves on.
+var ErrUpgradeFailed = errors.New("upgrade failed")
+
+// RecordUpgrade records an upgrade of switchyard in the history: its
+// failure (err), or this process handing over.
+func (m *Manager) RecordUpgrade(who string, took time.Duration, err error) {
+	e := Event{Action: ActionUpgrade, Who: who, Duration: took}
+	e.Result, e.Error = outcome(err)
+	m.record(e)
+}
+
 // One manager at a time: the state directory's lock (statelock) is held
 // from Start to Close; only its holder runs operations, health checks,
 // restarts and writes the state file. An upgrade's successor starts while

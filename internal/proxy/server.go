@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,11 +57,21 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 	if !p.cfg.DisableStats {
 		srv.ConnState = p.connState // for Connections
 	}
+	var stopping atomic.Int64 // when the graceful stop began (unix ns)
 	srv.RegisterOnShutdown(func() {
+		stopping.Store(time.Now().UnixNano())
 		p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).
 			Msg("proxy stopping: finishing in-flight requests")
 	})
 	err := ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
+	if err == nil && stopping.Load() != 0 {
+		// The WebSockets too get the rest of the shutdown timeout.
+		wctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, stopping.Load()).Add(sc.ShutdownTimeout))
+		if n := p.targets.awaitUpgrades(wctx); n > 0 {
+			p.log.Warn().Int("websockets", n).Msg("proxy stopping: shutdown timeout passed; closed the WebSockets still open")
+		}
+		cancel()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		// The graceful stop ran out of time and the client connections are
 		// closed: give up on the requests still waiting for the app too.
