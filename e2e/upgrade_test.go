@@ -309,7 +309,10 @@ func TestUpgradeManaged(t *testing.T) {
 		t.Fatalf("first of two upgrades: exit %d\n%s%s", code, out, errOut)
 	}
 	deploy := make(chan string, 1)
-	go func() { code, out, errOut := st.cli("deploy", v2); deploy <- fmt.Sprintf("exit %d\n%s%s", code, out, errOut) }()
+	go func() {
+		code, out, errOut := st.cli("deploy", v2)
+		deploy <- fmt.Sprintf("exit %d\n%s%s", code, out, errOut)
+	}()
 	st.waitFor("the deploy's launch", 30*time.Second, func(s api.StatusResponse) bool { return s.Operation != "" })
 	if code, out, errOut := st.cli("upgrade"); code != 0 {
 		t.Fatalf("second upgrade, during a deploy: exit %d\n%s%s", code, out, errOut)
