@@ -25,6 +25,7 @@ import (
 // with the listening sockets, takes over, and this process stops.
 type upgradeSettings struct {
 	pidFile      string
+	socket       string
 	readyTimeout time.Duration
 	handoff      *handoff.Handoff // nil: listeners of its own (tests in-process)
 	upgrader     *upgrader
@@ -32,6 +33,8 @@ type upgradeSettings struct {
 
 func addUpgradeSettings(s *settings, u *upgradeSettings) {
 	s.str(&u.pidFile, "pid-file", []string{"SWITCHYARD_PID_FILE"}, "", "file naming the serving process's pid; an upgrade rewrites it once the new process serves")
+	s.str(&u.socket, "handoff-socket", []string{"SWITCHYARD_HANDOFF_SOCKET"}, "",
+		"unix socket (in the state volume) where a new switchyard container gets the listening sockets from the running one, which then stops; see docs/container.md")
 	s.duration(&u.readyTimeout, "upgrade-timeout", []string{"SWITCHYARD_UPGRADE_TIMEOUT"}, durationText(handoff.DefaultReadyTimeout),
 		"on SIGUSR2 or POST /upgrade, how long the new process may take to serve; past it, it is killed and this one serves on")
 }
@@ -87,12 +90,17 @@ func (u *upgradeSettings) upgradeFunc() api.UpgradeFunc {
 // upgrade's predecessor, SIGUSR2 starting an upgrade, and ctx ended once a
 // successor serves. It owns the goroutines it starts and waits for them.
 func withHandoff(ctx context.Context, c *serveConfig, log zerolog.Logger, run func(context.Context) error) error {
-	h, err := handoff.New(handoff.Options{PIDFile: c.upgrade.pidFile, ReadyTimeout: c.upgrade.readyTimeout})
+	u := &upgrader{log: log, pidFile: c.upgrade.pidFile, timeout: c.upgrade.readyTimeout}
+	h, err := handoff.New(handoff.Options{PIDFile: c.upgrade.pidFile, ReadyTimeout: c.upgrade.readyTimeout,
+		Socket: c.upgrade.socket, Prepare: u.prepareSocket})
 	if err != nil {
 		return err
 	}
 	defer h.Stop()
-	u := &upgrader{h: h, log: log, pidFile: c.upgrade.pidFile, timeout: c.upgrade.readyTimeout}
+	u.h = h
+	if h.Inherited() {
+		log.Info().Msg("upgrade: taking over the listening sockets of the running switchyard")
+	}
 	c.upgrade.handoff, c.upgrade.upgrader = h, u
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -176,6 +184,39 @@ func (u *upgrader) upgrade(ctx context.Context, who string) (api.UpgradeResult, 
 	}
 	u.report(err)
 	return res, err
+}
+
+// prepareSocket readies a hand-off to a successor over the unix socket
+// (a new container): the manager hands over as for an upgrade, and done
+// records the outcome.
+func (u *upgrader) prepareSocket(ctx context.Context) (func(error), error) {
+	start := time.Now()
+	u.mu.Lock()
+	m := u.m
+	u.mu.Unlock()
+	abort := func() {}
+	if m != nil {
+		hctx, cancel := context.WithTimeout(ctx, u.timeout)
+		a, err := m.Handover(hctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		abort = a
+	}
+	u.log.Info().Msg("upgrade: a new switchyard asks for the listening sockets over the hand-off socket")
+	return func(err error) {
+		if err != nil {
+			abort()
+			err = fmt.Errorf("%w: %w; this process (pid %d) serves on", manager.ErrUpgradeFailed, err, os.Getpid())
+			u.log.Error().Err(err).Msg("upgrade over the hand-off socket failed")
+		} else {
+			u.log.Info().Dur("took", time.Since(start)).Msg("upgrade: the new switchyard serves; this one stops")
+		}
+		if m != nil {
+			m.RecordUpgrade("a new switchyard (hand-off socket)", time.Since(start), err)
+		}
+	}, nil
 }
 
 // upgradeReport is the outcome of the last upgrade by signal, in the file

@@ -30,8 +30,18 @@ type Options struct {
 	// PIDFile, when set, names the serving process.
 	PIDFile string
 	// ReadyTimeout is how long a new process may take to become ready
-	// before it is killed. Default DefaultReadyTimeout.
+	// before it is killed (or, over the socket, given up). Default
+	// DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+	// Socket, when set, is the unix socket of the hand-off between
+	// processes that do not descend from each other (socket.go): a new
+	// process asks the one serving there for its listeners, and once ready
+	// serves the socket itself.
+	Socket string
+	// Prepare, when set, is called before the listeners go to a successor
+	// over the socket; done gets the outcome. An error refuses the
+	// hand-off.
+	Prepare func(ctx context.Context) (done func(error), err error)
 }
 
 // Handoff is this process's end of the hand-off: the listeners it
@@ -40,9 +50,21 @@ type Handoff struct {
 	o   Options
 	upg *tableflip.Upgrader
 	mu  sync.Mutex // one Upgrade at a time
+
+	lnMu      sync.Mutex
+	listeners map[string]*net.TCPListener // by the address asked for
+	fromSock  map[string]net.Listener     // passed over the socket, not yet asked for
+	sockConn  *net.UnixConn               // to the predecessor, until Ready
+
+	replaced    chan struct{}
+	replaceOnce sync.Once
+	stop        context.CancelFunc
+	ctx         context.Context
+	wg          sync.WaitGroup
 }
 
-// New sets up the hand-off; call it once, before any Listen.
+// New sets up the hand-off; call it once, before any Listen. With
+// Options.Socket it asks the process serving there for its listeners.
 func New(o Options) (*Handoff, error) {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = DefaultReadyTimeout
@@ -51,27 +73,95 @@ func New(o Options) (*Handoff, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener hand-off: %w", err)
 	}
-	return &Handoff{o: o, upg: upg}, nil
+	h := &Handoff{o: o, upg: upg, listeners: map[string]*net.TCPListener{}, replaced: make(chan struct{})}
+	h.ctx, h.stop = context.WithCancel(context.Background())
+	if o.Socket != "" && !upg.HasParent() {
+		if h.sockConn, h.fromSock, err = fetchListeners(o.Socket, o.ReadyTimeout); err != nil {
+			upg.Stop()
+			return nil, err
+		}
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		select {
+		case <-upg.Exit():
+			if h.ctx.Err() == nil { // not Stop's doing
+				h.replace()
+			}
+		case <-h.ctx.Done():
+		}
+	}()
+	return h, nil
 }
+
+func (h *Handoff) replace() { h.replaceOnce.Do(func() { close(h.replaced) }) }
 
 // Inherited says whether this process is an upgrade's successor: its
 // listeners come from its predecessor, which still runs.
-func (h *Handoff) Inherited() bool { return h.upg.HasParent() }
+func (h *Handoff) Inherited() bool { return h.upg.HasParent() || h.sockConn != nil }
 
 // Listen returns the TCP listener on addr the predecessor passed on, or a
 // new one. Every listener a successor should inherit is made here.
 func (h *Handoff) Listen(addr string) (net.Listener, error) {
-	return h.upg.Listen("tcp", addr)
+	ln, err := h.upg.ListenWithCallback("tcp", addr, func(network, addr string) (net.Listener, error) {
+		h.lnMu.Lock()
+		ln := h.fromSock[addr]
+		delete(h.fromSock, addr)
+		h.lnMu.Unlock()
+		if ln != nil {
+			return ln, nil
+		}
+		return net.Listen(network, addr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if tl, ok := ln.(*net.TCPListener); ok {
+		h.lnMu.Lock()
+		h.listeners[addr] = tl
+		h.lnMu.Unlock()
+	}
+	return ln, nil
 }
 
 // Ready says that this process serves: listeners it inherited but did not
 // ask for are closed, the pid file names it, and the predecessor, if any,
-// is told to stop.
-func (h *Handoff) Ready() error { return h.upg.Ready() }
+// is told to stop. From now on it serves the socket for a successor.
+func (h *Handoff) Ready() error {
+	if err := h.upg.Ready(); err != nil {
+		return err
+	}
+	h.lnMu.Lock()
+	for _, ln := range h.fromSock {
+		ln.Close()
+	}
+	h.fromSock = nil
+	h.lnMu.Unlock()
+	if h.sockConn != nil {
+		_, err := h.sockConn.Write([]byte(socketReady))
+		h.sockConn.Close()
+		if err != nil {
+			return fmt.Errorf("tell the previous switchyard over %s: %w", h.o.Socket, err)
+		}
+	}
+	if h.o.Socket == "" {
+		return nil
+	}
+	os.Remove(h.o.Socket) // the predecessor's: it stops now
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: h.o.Socket, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("hand-off socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false) // a successor has its own file by then
+	h.wg.Add(1)
+	go func() { defer h.wg.Done(); h.serveSocket(h.ctx, ln) }()
+	return nil
+}
 
 // Replaced is closed once a successor is ready: this process stops
 // accepting now and finishes what it serves.
-func (h *Handoff) Replaced() <-chan struct{} { return h.upg.Exit() }
+func (h *Handoff) Replaced() <-chan struct{} { return h.replaced }
 
 // ErrPredecessorRunning: the process this one took over from has not
 // exited yet (it still finishes its requests); an upgrade must wait.
@@ -99,10 +189,15 @@ func (h *Handoff) Upgrade(ctx context.Context) error {
 // Stop ends the hand-off for good (this process stops without a
 // successor); the pid file is removed when it names this process.
 func (h *Handoff) Stop() {
+	h.stop()
 	h.upg.Stop()
+	h.wg.Wait()
 	select {
-	case <-h.upg.Exit():
-	case <-time.After(time.Second):
+	case <-h.replaced:
+	default:
+		if h.o.Socket != "" {
+			os.Remove(h.o.Socket) // nobody serves it any more
+		}
 	}
 	if h.o.PIDFile == "" {
 		return

@@ -88,6 +88,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 // server of switchyard runs this way, each owned by the one goroutine that
 // called ServeUntil.
 func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	var fresh freshConns
+	fresh.track(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -97,10 +99,18 @@ func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout 
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// Stop accepting first, and let the connections just accepted send
+	// their request before Shutdown, which would drop it.
+	ln.Close()
+	fresh.await(min(acceptGrace, timeout))
 	err := srv.Shutdown(sctx)
-	// Serve returns ErrServerClosed as soon as Shutdown starts; Shutdown
-	// returns when the requests in flight are done.
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listener closed above
+	}
+	// Serve returns (ErrServerClosed, or the closed listener's error) as
+	// soon as the listener closes; Shutdown returns when the requests in
+	// flight are done.
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), serr)
 	}
 	if err != nil {
