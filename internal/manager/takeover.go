@@ -55,9 +55,7 @@ func (m *Manager) holder() statelock.Holder {
 func (m *Manager) held(l *statelock.Lock) {
 	m.mu.Lock()
 	m.lock, m.following = l, false
-	if l.Previous != nil && l.Previous.PID != m.o.Holder.PID {
-		m.predecessor = l.Previous
-	}
+	m.predecessor = l.Previous // the last to run the deployments (pids repeat across containers)
 	m.mu.Unlock()
 	if err := m.history.reload(); err != nil {
 		m.log.Error().Err(err).Msg("read the history again after taking the lock")
