@@ -31,7 +31,13 @@ var (
 )
 
 // switchyardBinary builds the binary once per test process.
+//
+// SWITCHYARD_E2E_BIN names another binary to run instead (to measure an
+// older version with the same tests).
 func switchyardBinary(t *testing.T) string {
+	if bin := os.Getenv("SWITCHYARD_E2E_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "switchyard-e2e-bin-")
 		if err != nil {
@@ -71,6 +77,7 @@ type stack struct {
 	logs     *syncBuffer
 	client   *api.Client // the API, as the CLI calls it
 	args     []string    // more serve flags, for start
+	serveBin string      // the binary start runs, when not bin (the CLI's)
 }
 
 type syncBuffer struct {
@@ -139,7 +146,11 @@ func appConfig(image string, extra string) string {
 func (st *stack) start() {
 	st.t.Helper()
 	st.logs = &syncBuffer{}
-	cmd := exec.Command(st.bin, "serve",
+	bin := st.bin
+	if st.serveBin != "" {
+		bin = st.serveBin
+	}
+	cmd := exec.Command(bin, "serve",
 		"--app", st.app, "--listen", st.listen, "--api", st.apiAddr, "--api-token", st.token,
 		"--configs", "s3://"+st.bucket+"/"+st.prefix, "--s3-endpoint", st.s3.Endpoint,
 		"--state-dir", st.stateDir, "--queue-timeout", "10s", "--log-address", "stderr", "--log-level", "debug")

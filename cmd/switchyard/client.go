@@ -20,8 +20,9 @@ type clientConfig struct {
 	token   string
 	timeout time.Duration
 	user    string
-	json    bool // print the API's JSON instead of a summary
-	limit   int  // history only
+	json    bool   // print the API's JSON instead of a summary
+	limit   int    // history only
+	pidFile string // upgrade only
 }
 
 // Defaults of the client settings.
@@ -38,6 +39,9 @@ func clientSettings(cmd string, c *clientConfig) *settings {
 	s.duration(&c.timeout, "timeout", []string{"SWITCHYARD_CLIENT_TIMEOUT"}, defaultClientTimeout, "how long to wait for each API call (a launch pulls an image and waits for health checks)")
 	s.str(&c.user, "user", []string{"SWITCHYARD_USER"}, defaultUser(), "who you are, for the deployment history (sent as "+api.UserHeader+")")
 	s.boolean(&c.json, "json", nil, "false", "print the API's JSON instead of a summary")
+	if cmd == "upgrade" {
+		s.str(&c.pidFile, "pid-file", []string{"SWITCHYARD_PID_FILE"}, "", "signal the process this pid file names (SIGUSR2) instead of calling the API")
+	}
 	if cmd == "history" {
 		s.integer(&c.limit, "limit", nil, defaultHistoryLimit, "how many deployments to show, newest first", 1)
 	}
@@ -62,6 +66,8 @@ var clientCommands = map[string]clientCommand{
 	"cancel":   {"[OPERATION]", -1, "cancel the running operation (only OPERATION, as status shows it, when given) and wait until it has cleaned up", runCancel},
 	"status":   {"", 0, "show the active container and the proxy's figures; exit 1 when not healthy, 3 when the API cannot tell", runStatus},
 	"history":  {"", 0, "show recent deployments, newest first", runHistory},
+	"upgrade": {"", 0, "start the switchyard binary now on disk as a new process that takes over the listening sockets " +
+		"and the app without refusing a connection; exit 0 once it serves (through the API, or with --pid-file by SIGUSR2)", runUpgrade},
 }
 
 // clientRun is what a client subcommand runs with.

@@ -30,6 +30,9 @@ func runDeploy(ctx context.Context, r *clientRun, args []string) error {
 			return &exitError{exitInterrupted, fmt.Errorf("interrupted during the switch to %s: the switch goes on on the server "+
 				"(traffic moves to the new container, the old one drains and stops); see switchyard status", id)}
 		}
+		if lost, lerr := switchLost(ctx, r, info.ID, err); lost {
+			return lerr
+		}
 		return &hintError{err, fmt.Sprintf("container %s was launched but is not active; see switchyard status, retry with: switchyard switch %s, "+
 			"or remove it with switchyard discard %s%s", id, id, id, expiry(info))}
 	}

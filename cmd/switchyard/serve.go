@@ -60,6 +60,8 @@ type serveConfig struct {
 	tls  tlsSettings
 	http httpSettings
 	edge edgeSettings
+	// upgrade is switchyard's upgrade of itself (serve_upgrade.go).
+	upgrade upgradeSettings
 }
 
 // serve's own defaults; the proxy's come from its Default constants.
@@ -105,6 +107,7 @@ func serveSettings(c *serveConfig) *settings {
 	addTLSSettings(s, &c.tls)
 	addHTTPSettings(s, &c.http)
 	addEdgeSettings(s, &c.edge)
+	addUpgradeSettings(s, &c.upgrade)
 	return s
 }
 
@@ -231,7 +234,8 @@ func parseAndServe(ctx context.Context, args []string) error {
 	// SIGHUP reloads certificates when TLS is on (serve_tls.go asks for it);
 	// without TLS it must not kill the proxy, as its default action would.
 	signal.Ignore(syscall.SIGHUP)
-	if err := serve(ctx, c, logger, newDocker); err != nil && !errors.Is(err, context.Canceled) {
+	err = withHandoff(ctx, c, logger, func(ctx context.Context) error { return serve(ctx, c, logger, newDocker) })
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	logger.Info().Msg("stopped")

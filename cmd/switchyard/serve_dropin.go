@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"time"
 
@@ -18,14 +17,10 @@ import (
 // /series, /version and the status page) for a static upstream (`serve
 // UPSTREAM WORKERS`) on --api, until ctx ends. There are no deployments:
 // the POST routes answer 409 read_only.
-func runDropInAPI(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog.Logger) error {
-	ln, err := net.Listen("tcp", c.apiAddr)
-	if err != nil {
-		return fmt.Errorf("API listen on %s: %w", c.apiAddr, err)
-	}
+func runDropInAPI(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog.Logger, ln net.Listener) error {
 	st := &staticStatus{p: p, upstream: c.upstream, workers: c.workers, started: time.Now()}
 	h := api.New(api.Options{Reader: st, Token: c.apiToken, Logger: log, Version: version,
-		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: st})})
+		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: st}), Upgrade: c.upgrade.upgradeFunc()})
 	log.Info().Str("api", ln.Addr().String()).Str("upstream", c.upstream).Bool("auth", c.apiToken != "").
 		Msg("read-only API listening (a static upstream has no deployments)")
 	return c.serveAPI(ctx, h, ln)

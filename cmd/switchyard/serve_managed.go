@@ -145,28 +145,33 @@ func newDocker(ctx context.Context) (dockerClient, error) { return dockerctl.New
 // runManaged runs the deploy manager and its API until ctx ends. On the way
 // up: the config source, Docker, the manager, the API's listener (a bad
 // address fails before anything is adopted), then the start-up (adoption
-// or the cold start), and only then the API answers: requests that arrive
-// meanwhile wait in the listener's queue. On the way down, in order: the
+// or the cold start), and only then the API and the proxy answer: requests
+// that arrive meanwhile wait in the listeners' queues. On the way down, in order: the
 // API's graceful shutdown, so that no request still uses the manager (a
 // launch may run for minutes: past the shutdown timeout the manager
 // cancels it, and it cleans up); then the manager, which waits for its
 // goroutines; then Docker.
-func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog.Logger, connect func(context.Context) (dockerClient, error)) error {
+func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog.Logger,
+	connect func(context.Context) (dockerClient, error), adopted chan<- struct{}) error {
 	m, closeAll, err := c.newManager(ctx, p, log, connect)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	ln, err := net.Listen("tcp", c.apiAddr)
+	ln, err := c.upgrade.listenTCP(c.apiAddr)
 	if err != nil {
 		return fmt.Errorf("API listen on %s: %w", c.apiAddr, err)
+	}
+	if u := c.upgrade.upgrader; u != nil {
+		u.setManager(m)
 	}
 	if err := m.Start(ctx); err != nil {
 		ln.Close()
 		return fmt.Errorf("start-up: %w", err)
 	}
+	close(adopted) // the proxy accepts now
 	h := api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
-		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})})
+		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m}), Upgrade: c.upgrade.upgradeFunc()})
 	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).
 		Bool("auth", c.apiToken != "").Msg("management API listening")
 	return c.serveAPI(ctx, h, ln)
@@ -204,6 +209,7 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 		App: c.app, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
 		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: log,
 		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL,
+		Holder: processHolder(), TakeOver: c.upgrade.takeOver(),
 	})
 	if err != nil {
 		dc.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -35,43 +36,87 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 			return fmt.Errorf("upstream: %w", err)
 		}
 	}
-	raw, err := proxy.Listen(c.listen, c.maxConns)
+	ln, apiLn, err := c.openListeners()
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.listen, err)
+		return err
 	}
-	ln, err := c.http.wrapListener(raw)
-	if err != nil {
-		raw.Close()
-		return fmt.Errorf("proxy-protocol: %w", err)
+	closeListeners := func() {
+		ln.Close()
+		if apiLn != nil {
+			apiLn.Close()
+		}
 	}
 	handler, err := c.edge.wrap(p, log)
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	c.tls.listenTCP = c.upgrade.listenTCP
 	tlsConf, err := c.tls.start(ctx, g, c.stateDir, log)
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		return err
 	}
 	log.Info().Str("listen", ln.Addr().String()).Str("upstream", c.upstream).Int("workers", c.workers).
 		Dur("queue_timeout", c.queueTimeout).Int("max_connections", c.maxConns).Msg("proxy listening")
+	// In managed mode the proxy accepts only once the start-up adopted the
+	// running app: connections wait in the listen queue meanwhile, rather
+	// than getting "503 no app is running yet" from an app that runs.
+	adopted := make(chan struct{})
 	g.Go(func() error {
+		select {
+		case <-adopted:
+			// Every listener is open: an upgrade's predecessor may stop.
+			c.upgrade.ready(log)
+		case <-ctx.Done():
+		}
 		return p.Serve(ctx, ln, proxy.ServerConfig{Handler: handler, TLS: tlsConf, ReadHeaderTimeout: c.readHeader,
 			IdleTimeout: c.idleTimeout, ShutdownTimeout: c.shutdownTimeout})
 	})
+	if c.upstream != "" {
+		close(adopted)
+	}
+	c.startAPI(ctx, g, p, log, connect, adopted, apiLn)
+	return g.Wait()
+}
+
+// startAPI runs, in g, the deploy manager and its API, or a static
+// upstream's read-only API on apiLn, or nothing (said why).
+func (c *serveConfig) startAPI(ctx context.Context, g *errgroup.Group, p *proxy.Proxy, log zerolog.Logger,
+	connect func(context.Context) (dockerClient, error), adopted chan<- struct{}, apiLn net.Listener) {
 	switch {
 	case c.upstream == "":
-		g.Go(func() error { return runManaged(ctx, c, p, log, connect) })
+		g.Go(func() error { return runManaged(ctx, c, p, log, connect, adopted) })
 	case c.apiGiven:
-		g.Go(func() error { return runDropInAPI(ctx, c, p, log) })
+		g.Go(func() error { return runDropInAPI(ctx, c, p, log, apiLn) })
 	case c.apiSkipped != "":
 		log.Warn().Str("reason", c.apiSkipped).Msg("no read-only API for this upstream: SWITCHYARD_API needs SWITCHYARD_API_TOKEN")
 	default:
 		log.Info().Msg("no API: set --api to serve /status, /metrics and the status page for this upstream")
 	}
-	return g.Wait()
+}
+
+// openListeners opens the proxy's listener and a static upstream's API
+// listener (nil without one), inherited from an upgrade's predecessor when
+// there is one.
+func (c *serveConfig) openListeners() (ln, apiLn net.Listener, err error) {
+	tcp, err := c.upgrade.listenTCP(c.listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", c.listen, err)
+	}
+	raw := proxy.LimitListener(tcp, c.maxConns)
+	if ln, err = c.http.wrapListener(raw); err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("proxy-protocol: %w", err)
+	}
+	if c.upstream != "" && c.apiGiven {
+		if apiLn, err = c.upgrade.listenTCP(c.apiAddr); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("API listen on %s: %w", c.apiAddr, err)
+		}
+	}
+	return ln, apiLn, nil
 }
 
 // openAccessLog opens the access log's destination (nil: --log-address

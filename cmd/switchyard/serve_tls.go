@@ -16,6 +16,8 @@ import (
 // file, a certificate and key pair, a self-signed certificate, or ACME), and
 // the plain-HTTP listeners beside the TLS one (HTTPS redirect, HTTP-01).
 type tlsSettings struct {
+	// listenTCP opens the plain-HTTP listeners (an upgrade passes them on).
+	listenTCP      func(addr string) (net.Listener, error)
 	pem, cert, key string
 	auto           bool
 	hosts          []string

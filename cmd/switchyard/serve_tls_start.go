@@ -156,7 +156,11 @@ func (t *tlsSettings) listenPlain(acme *certs.ACME) ([]net.Listener, http.Handle
 	}
 	var lns []net.Listener
 	for _, l := range want {
-		ln, err := net.Listen("tcp", l.addr)
+		listen := t.listenTCP
+		if listen == nil {
+			listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		}
+		ln, err := listen(l.addr)
 		if err != nil {
 			for _, ln := range lns {
 				ln.Close()

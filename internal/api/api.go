@@ -11,6 +11,7 @@
 //	POST /rollback     {} or no body                                  → 200 manager.SwitchResult
 //	POST /discard      {"container": "<ref>"} or the bare ref         → 200 manager.ContainerInfo
 //	POST /cancel       {"operation": "<name>"}, {} or no body         → 200 {"cancelled": "<name>"}
+//	POST /upgrade      {} or no body: the binary on disk takes over   → 200 UpgradeResult
 //	GET  /status       200 Status when healthy, 503 with the same body otherwise
 //	GET  /deployments  {"deployments": [manager.Event...]} newest first; ?limit=N
 //	GET  /series       {"points": [proxy.Point...]}: the last 15 minutes, per sample interval
@@ -98,6 +99,9 @@ type Options struct {
 	// Metrics, when set, serves GET /metrics (Prometheus text format),
 	// behind the same auth as every route.
 	Metrics http.Handler
+	// Upgrade, when set, serves POST /upgrade (upgrade.go), in read-only
+	// mode too.
+	Upgrade UpgradeFunc
 }
 
 // maxBodySize is the largest request body read (64 KiB); an id needs far
@@ -124,6 +128,7 @@ var routes = []route{
 	{http.MethodPost, "/rollback", true, (*server).rollback},
 	{http.MethodPost, "/discard", true, (*server).discard},
 	{http.MethodPost, "/cancel", true, (*server).cancel},
+	{http.MethodPost, "/upgrade", true, (*server).upgrade},
 	{http.MethodGet, "/status", false, (*server).statusOrPage},
 	{http.MethodGet, "/deployments", false, (*server).deployments},
 	{http.MethodGet, "/series", false, (*server).series},
@@ -157,7 +162,7 @@ func New(o Options) http.Handler {
 	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, KindUnknownRoute,
-			"no route "+r.URL.Path+": the API has /launch, /switch, /rollback, /discard, /cancel, /status, /deployments, /series, /metrics, /version")
+			"no route "+r.URL.Path+": the API has /launch, /switch, /rollback, /discard, /cancel, /upgrade, /status, /deployments, /series, /metrics, /version")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		allowed := ""
@@ -179,7 +184,7 @@ func New(o Options) http.Handler {
 // write deadline.
 func (s *server) handler(rt route) http.Handler {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.method != http.MethodGet && s.o.Manager == nil {
+		if rt.method != http.MethodGet && s.o.Manager == nil && rt.path != "/upgrade" {
 			writeError(w, http.StatusConflict, KindReadOnly, r.URL.Path+": this switchyard proxies to a static upstream "+
 				"(serve UPSTREAM WORKERS): it has no deployments to change; start it without UPSTREAM to manage containers")
 			return

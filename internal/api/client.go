@@ -69,6 +69,14 @@ func (c *Client) Switch(ctx context.Context, ref string) (SwitchResult, error) {
 	return res, err
 }
 
+// Upgrade is POST /upgrade: the binary on disk takes over from the
+// running switchyard.
+func (c *Client) Upgrade(ctx context.Context) (UpgradeResult, error) {
+	var res UpgradeResult
+	err := c.call(ctx, http.MethodPost, "/upgrade", struct{}{}, &res)
+	return res, err
+}
+
 // Rollback is POST /rollback.
 func (c *Client) Rollback(ctx context.Context) (SwitchResult, error) {
 	var res SwitchResult
@@ -126,6 +134,29 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, ok 
 		ctx, cancel = context.WithTimeout(ctx, c.o.Timeout)
 		defer cancel()
 	}
+	// While a switchyard upgrade hands over, operations are refused with
+	// 503 upgrade_in_progress, never started: asking again is safe, and the
+	// new process answers within seconds.
+	deadline := time.Now().Add(upgradeRetry)
+	for {
+		err := c.callOnce(ctx, method, path, in, out, ok...)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindUpgrading || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// upgradeRetry is how long a call refused by an upgrade in progress is
+// tried again.
+var upgradeRetry = 30 * time.Second
+
+func (c *Client) callOnce(ctx context.Context, method, path string, in, out any, ok ...int) error {
 	req, err := c.request(ctx, method, path, in)
 	if err != nil {
 		return err

@@ -23,6 +23,8 @@ var errorKinds = []struct {
 	status int
 	kind   string
 }{
+	{manager.ErrUpgrading, http.StatusServiceUnavailable, KindUpgrading},
+	{manager.ErrUpgradeFailed, http.StatusBadGateway, KindUpgradeFailed},
 	{manager.ErrBusy, http.StatusConflict, KindBusy},
 	{manager.ErrCancelled, http.StatusConflict, KindCanceled},
 	{manager.ErrNoOperation, http.StatusConflict, KindNoOperation},

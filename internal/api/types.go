@@ -89,6 +89,8 @@ type ErrorResponse struct {
 // Error kinds, the "kind" of an ErrorResponse.
 const (
 	KindBusy                    = "busy"                      // 409: another operation is running
+	KindUpgrading               = "upgrade_in_progress"       // 503: a switchyard upgrade is under way; retry in a few seconds
+	KindUpgradeFailed           = "upgrade_failed"            // 502: the new switchyard process did not take over; the old one serves on
 	KindNotFound                = "not_found"                 // 404: no such deployment config
 	KindUnknownContainer        = "unknown_container"         // 404: switch named no launched container
 	KindNoPrevious              = "no_previous"               // 409: nothing to roll back to

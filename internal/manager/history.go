@@ -27,27 +27,40 @@ func openHistory(dir string) (*history, error) {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	h := &history{path: filepath.Join(dir, "history.jsonl")}
+	if err := h.reload(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// reload reads the file again: an upgrade's successor opened it before
+// its predecessor recorded its last events.
+func (h *history) reload() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	f, err := os.Open(h.path)
 	if os.IsNotExist(err) {
-		return h, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read history %s: %w", h.path, err)
+		return fmt.Errorf("read history %s: %w", h.path, err)
 	}
 	defer f.Close()
+	var events []Event
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var e Event
 		if json.Unmarshal(sc.Bytes(), &e) == nil { // a torn last line is skipped
-			h.events = append(h.events, e)
+			events = append(events, e)
 		}
 	}
+	h.events = events
 	if len(h.events) > historyKeep {
 		h.events = h.events[len(h.events)-historyKeep:]
 		h.rewrite()
 	}
-	return h, nil
+	return nil
 }
 
 func (h *history) add(e Event) {

@@ -141,6 +141,7 @@ func (m *Manager) create(ctx context.Context, cfg *deployconfig.Config, spec doc
 	}}
 	m.mu.Lock()
 	m.deployments[cid] = d
+	m.noteStateLocked() // before it runs: a crash now leaves it for start-up to remove
 	m.mu.Unlock()
 	if err := m.o.Docker.Start(ctx, cid); err != nil {
 		m.fail(ctx, d)
@@ -163,6 +164,7 @@ func (m *Manager) awaitHealthy(ctx context.Context, d *deployment) error {
 	d.info.Addr, d.info.Started, d.info.Health = ct.Addr, ct.StartedAt, HealthHealthy
 	d.launchedAt = time.Now()
 	m.moveLocked(d, Launched)
+	m.noteStateLocked()
 	m.mu.Unlock()
 	m.watchHealth(d)
 	return nil
@@ -174,6 +176,7 @@ func (m *Manager) fail(ctx context.Context, d *deployment) {
 	m.discard(ctx, d.info.ID)
 	m.mu.Lock()
 	m.moveLocked(d, Failed)
+	m.noteStateLocked()
 	m.mu.Unlock()
 }
 

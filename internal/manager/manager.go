@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/internal/ids"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/proxy/histogram"
+	"github.com/switchyard/switchyard/internal/statelock"
 )
 
 // Container labels: the state of record that survives a restart.
@@ -101,6 +102,15 @@ type Options struct {
 	// LaunchedTTL is how long a launched container may wait for a switch
 	// before it is removed. Default DefaultLaunchedTTL; negative: forever.
 	LaunchedTTL time.Duration
+	// Holder names this process in the state directory's lock (its pid,
+	// version).
+	Holder statelock.Holder
+	// TakeOver, when set, makes Start succeed while another process holds
+	// the lock (an upgrade's predecessor): this manager then serves the
+	// active container the state file names, refuses operations with
+	// ErrUpgrading, and takes over once the lock is free, logging every
+	// TakeOver it waits. Zero: Start fails at once when the lock is held.
+	TakeOver time.Duration
 }
 
 // deployment is one container the manager runs. Its info's identity fields
@@ -149,6 +159,7 @@ type Manager struct {
 	deployments map[string]*deployment // by container id: every one with a container
 	replaced    *deployment            // the container the last switch replaced
 	previous    string                 // config id active before the current one
+	recorded    state                  // the state file as last read or written
 	history     *history
 	// counts are deployment operations since start by action and result;
 	// durations their time, by action.
@@ -156,6 +167,16 @@ type Manager struct {
 	durations map[string]*histogram.Histogram
 	// lastColdErr is the last cold-start failure recorded (coldStart only).
 	lastColdErr string
+	// The state directory's lock (takeover.go): held from Start to Close;
+	// following while another process holds it (waitingFor, as its file
+	// named it), with the proxy target set meanwhile; handing while a
+	// successor takes over; predecessor is whom the lock was taken from.
+	lock        *statelock.Lock
+	following   bool
+	handing     bool
+	waitingFor  *statelock.Holder
+	predecessor *statelock.Holder
+	followed    followed
 }
 
 // New checks o and makes a Manager. Call Start to adopt or launch, and
@@ -210,6 +231,13 @@ func (m *Manager) Close() {
 	m.mu.Unlock()
 	m.end(errClosing)
 	m.wg.Wait()
+	m.mu.Lock()
+	l := m.lock
+	m.lock = nil
+	m.mu.Unlock()
+	if err := l.Release(); err != nil {
+		m.log.Error().Err(err).Msg("release the state directory's lock")
+	}
 }
 
 // bound returns a context that ends when ctx does or when the manager
@@ -246,6 +274,8 @@ func (m *Manager) begin(op string) (end func(), err error) {
 	switch {
 	case m.closed:
 		return nil, fmt.Errorf("%w: %w", ErrBusy, errClosing)
+	case m.upgradeLocked() != "":
+		return nil, fmt.Errorf("%w: %s; retry in a few seconds", ErrUpgrading, m.upgradeLocked())
 	case m.op != "":
 		return nil, fmt.Errorf("%w: %s (started by an earlier request); retry when it is done", ErrBusy, m.op)
 	}
@@ -272,6 +302,7 @@ func (m *Manager) activeLocked() *deployment {
 
 // record appends to the deployment history, counts and logs the event.
 func (m *Manager) record(e Event) {
+	e.began, e.recorded = time.Time{}, false
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

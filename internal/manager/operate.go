@@ -67,8 +67,9 @@ func (m *Manager) run(ctx context.Context, op string, e Event, attached bool, do
 		close(ctl.done) // after end: a preempting rollback takes the slot now
 	}()
 	start := time.Now()
+	e.began = start
 	err = do(opCtx, &e)
-	if errors.Is(err, errNothingToDo) {
+	if errors.Is(err, errNothingToDo) || (e.recorded && err == nil) {
 		return nil
 	}
 	if err != nil && opCtx.Err() != nil && !errors.Is(err, context.Cause(opCtx)) {
@@ -78,6 +79,22 @@ func (m *Manager) run(ctx context.Context, op string, e Event, attached bool, do
 	e.Result, e.Error = outcome(err)
 	m.record(e)
 	return err
+}
+
+// recordNow records an operation's event before the operation ends, as
+// done so far; operate then records it again only if the rest fails.
+func (m *Manager) recordNow(e *Event) {
+	if e.recorded {
+		return
+	}
+	ev := *e
+	ev.Duration = time.Since(e.began)
+	if e.began.IsZero() {
+		ev.Duration = 0
+	}
+	ev.Result, ev.Error = resultOK, ""
+	m.record(ev)
+	e.recorded = true
 }
 
 // opControl is what cancels the running operation from outside it.

@@ -187,7 +187,7 @@ func (m *Manager) relaunch(ctx context.Context, d *deployment) (*deployment, err
 	if err != nil {
 		return nil, fmt.Errorf("container %s is gone; launching its config again: %w", ids.Short(d.info.ID), err)
 	}
-	if _, err := m.switchTo(ctx, info.ID); err != nil {
+	if _, err := m.switchTo(ctx, info.ID, nil); err != nil {
 		return nil, fmt.Errorf("container %s is gone; switching to its relaunch %s: %w", ids.Short(d.info.ID), ids.Short(info.ID), err)
 	}
 	m.mu.Lock()

@@ -135,6 +135,8 @@ const (
 	ActionDiscard   Action = "discard"   // an operator removed a launched container
 	ActionExpire    Action = "expire"    // a launched container nobody switched to was removed
 	ActionRemoved   Action = "removed"   // a container was removed behind switchyard's back
+	ActionUpgrade   Action = "upgrade"   // switchyard handed over to a new process of itself (or failed to)
+	ActionRetire    Action = "retire"    // a replaced container was drained (or its drain cut), stopped and removed
 )
 
 // Results of an Event.

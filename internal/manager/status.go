@@ -35,6 +35,7 @@ func (m *Manager) Status() Status {
 		st.Replaced = &info
 	}
 	st.Restart = m.restartStatusLocked(st.Active)
+	st.PID, st.TookOverFrom, st.Upgrade = m.o.Holder.PID, m.predecessor, m.upgradeLocked()
 	m.mu.Unlock()
 	sort.Slice(st.Launched, func(i, j int) bool { return st.Launched[i].Started.After(st.Launched[j].Started) })
 	st.History = m.History()

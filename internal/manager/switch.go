@@ -18,7 +18,7 @@ func (m *Manager) Switch(ctx context.Context, ref, who string) (res SwitchResult
 	err = m.operate(ctx, "switch to "+ids.Short(ref), Event{Action: ActionSwitch, Who: who},
 		func(ctx context.Context, e *Event) error {
 			var err error
-			res, err = m.switchTo(ctx, ref)
+			res, err = m.switchTo(ctx, ref, e)
 			e.ConfigID, e.Container = res.Active.ConfigID, res.Active.ID
 			return err
 		})
@@ -41,7 +41,7 @@ func (m *Manager) Rollback(ctx context.Context, who string) (res SwitchResult, e
 			e.ConfigID = prev
 			info, err := m.launch(ctx, prev)
 			if err == nil {
-				res, err = m.switchTo(ctx, info.ID)
+				res, err = m.switchTo(ctx, info.ID, e)
 			}
 			e.Container = res.Active.ID
 			return err
@@ -49,8 +49,11 @@ func (m *Manager) Rollback(ctx context.Context, who string) (res SwitchResult, e
 	return res, err
 }
 
-// switchTo does Switch's work; the caller holds the operation slot.
-func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error) {
+// switchTo does Switch's work; the caller holds the operation slot. The
+// operation's event e (nil: none) is recorded as soon as traffic moves,
+// not after the drain: a crash while the old container drains must not
+// lose the record of the switch.
+func (m *Manager) switchTo(ctx context.Context, ref string, e *Event) (SwitchResult, error) {
 	m.mu.Lock()
 	d, err := m.findLaunchedLocked(ref)
 	if err == nil && d.info.Health != HealthHealthy {
@@ -88,6 +91,10 @@ func (m *Manager) switchTo(ctx context.Context, ref string) (SwitchResult, error
 		m.log.Error().Err(serr).Msg("switch done but the state file was not written")
 	}
 	m.log.Info().Str("container", ids.Short(d.info.ID)).Str("config", ids.Short(d.cfg.ID)).Msg("switched: proxy points at the new container")
+	if e != nil && serr == nil {
+		e.ConfigID, e.Container = d.cfg.ID, d.info.ID
+		m.recordNow(e)
+	}
 	if old != nil {
 		info, drained, took := m.retire(ctx, old)
 		res.Previous, res.Drained, res.DrainFor = &info, drained, took
@@ -175,6 +182,8 @@ func (m *Manager) retire(ctx context.Context, d *deployment) (ContainerInfo, boo
 	}
 	m.mu.Lock()
 	m.moveLocked(d, Gone)
+	m.noteStateLocked()
 	m.mu.Unlock()
+	m.record(Event{Action: ActionRetire, Who: "switchyard", ConfigID: d.cfg.ID, Container: d.info.ID, Duration: time.Since(start)})
 	return info, drained, took
 }

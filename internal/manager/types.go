@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/proxy"
+	"github.com/switchyard/switchyard/internal/statelock"
 )
 
 // Errors the API maps to status codes. Source and Docker errors keep their
@@ -80,8 +81,14 @@ type Status struct {
 	Previous string         `json:"previous_config,omitempty"`
 	Source   string         `json:"source"`
 	Uptime   time.Duration  `json:"uptime_ns"`
-	Started  time.Time      `json:"started"`
-	Proxy    ProxyStatus    `json:"proxy"`
+	Started  time.Time      `json:"started"` // when this process started
+	PID      int            `json:"pid,omitempty"`
+	// TookOverFrom is the process this one took the deployments over from
+	// (an upgrade's predecessor, or the last one to run them), and Upgrade
+	// says while an upgrade is under way which side this process is on.
+	TookOverFrom *statelock.Holder `json:"took_over_from,omitempty"`
+	Upgrade      string            `json:"upgrade,omitempty"`
+	Proxy        ProxyStatus       `json:"proxy"`
 	// History is the most recent deployment events, newest first (all of
 	// them at /deployments).
 	History []Event `json:"history"`
@@ -140,4 +147,9 @@ type Event struct {
 	Result    string        `json:"result"` // "ok" or "error"
 	Error     string        `json:"error,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
+	// began is when the operation began; recorded is set once an
+	// operation recorded its event before its end (a switch, when traffic
+	// moved), so that operate does not record it twice.
+	began    time.Time
+	recorded bool
 }

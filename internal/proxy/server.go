@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,11 +57,21 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 	if !p.cfg.DisableStats {
 		srv.ConnState = p.connState // for Connections
 	}
+	var stopping atomic.Int64 // when the graceful stop began (unix ns)
 	srv.RegisterOnShutdown(func() {
+		stopping.Store(time.Now().UnixNano())
 		p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).
 			Msg("proxy stopping: finishing in-flight requests")
 	})
 	err := ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
+	if err == nil && stopping.Load() != 0 {
+		// The WebSockets too get the rest of the shutdown timeout.
+		wctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, stopping.Load()).Add(sc.ShutdownTimeout))
+		if n := p.targets.awaitUpgrades(wctx); n > 0 {
+			p.log.Warn().Int("websockets", n).Msg("proxy stopping: shutdown timeout passed; closed the WebSockets still open")
+		}
+		cancel()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		// The graceful stop ran out of time and the client connections are
 		// closed: give up on the requests still waiting for the app too.
@@ -77,6 +88,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 // server of switchyard runs this way, each owned by the one goroutine that
 // called ServeUntil.
 func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
+	var fresh freshConns
+	fresh.track(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -86,10 +99,18 @@ func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout 
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// Stop accepting first, and let the connections just accepted send
+	// their request before Shutdown, which would drop it.
+	ln.Close()
+	fresh.await(min(acceptGrace, timeout))
 	err := srv.Shutdown(sctx)
-	// Serve returns ErrServerClosed as soon as Shutdown starts; Shutdown
-	// returns when the requests in flight are done.
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listener closed above
+	}
+	// Serve returns (ErrServerClosed, or the closed listener's error) as
+	// soon as the listener closes; Shutdown returns when the requests in
+	// flight are done.
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), serr)
 	}
 	if err != nil {
