@@ -196,13 +196,13 @@ func (x *Exchange) sendBody() error {
 	}
 	x.body.touched = true
 	x.writing = true
-	c, w := x.c, x.wrote
+	c, w, d := x.c, x.wrote, x.pool.cfg.HeaderTimeout
 	x.sent.Store(false)
 	go func() {
 		err := x.req.writeBody(c.bw, &x.body)
 		if err == nil {
 			x.sent.Store(true)
-			x.headerDeadline()
+			x.headerDeadlineOn(c, d)
 		} else {
 			err = x.writeError(err)
 			c.close() // the head cannot come whole: stop its reader
@@ -247,15 +247,19 @@ func (x *Exchange) awaitContinue() (final bool, err error) {
 
 // headerDeadline starts the wait for the response head, once the request
 // is written whole.
-func (x *Exchange) headerDeadline() {
-	d := x.pool.cfg.HeaderTimeout
+func (x *Exchange) headerDeadline() { x.headerDeadlineOn(x.c, x.pool.cfg.HeaderTimeout) }
+
+// headerDeadlineOn is headerDeadline for the body writer, which gets c and
+// d from the goroutine that started it: it must not read x.c or x.pool, as
+// the exchange may be closing (abort clears x.c) while it ends.
+func (x *Exchange) headerDeadlineOn(c *conn, d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	x.headMu.Lock()
 	if !x.headDone {
-		_ = x.c.nc.SetReadDeadline(time.Now().Add(d))
-		x.c.deadline = true
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+		c.deadline = true
 	}
 	x.headMu.Unlock()
 }
