@@ -26,6 +26,7 @@ import (
 // deploy manager, where it finds configs and Docker, and its API.
 type managedSettings struct {
 	app           string
+	hostID        string
 	configs       string
 	layout        string
 	s3Endpoint    string
@@ -55,6 +56,7 @@ const (
 // addManagedSettings declares their flags and environment variables.
 func addManagedSettings(s *settings, m *managedSettings) {
 	s.str(&m.app, "app", []string{"SWITCHYARD_APP"}, defaultApp, "the app's name: its containers carry the label switchyard.app=NAME")
+	s.str(&m.hostID, "host-id", []string{"SWITCHYARD_HOST_ID"}, "", "this host's name among the app's hosts (a label on its containers, its heartbeat's name); default: the state file's, else the hostname")
 	s.str(&m.configs, "configs", []string{"SWITCHYARD_CONFIGS"}, defaultConfigs, "deployment configs: s3://BUCKET/PREFIX or a local directory")
 	s.str(&m.layout, "layout", []string{"SWITCHYARD_LAYOUT"}, deployconfig.LayoutNative.String(), "object names in --configs: native (<sha256>.json) or wunderproxy (container.<md5>.json)")
 	s.str(&m.s3Endpoint, "s3-endpoint", []string{"SWITCHYARD_S3_ENDPOINT", "AWS_ENDPOINT_URL"}, "", "S3-compatible endpoint URL (default: AWS)")
@@ -106,6 +108,11 @@ func addPolicySettings(s *settings, p *deployconfig.Policy) {
 func (m *managedSettings) validate() error {
 	if err := checkAPIAddr(m.apiAddr, m.apiToken); err != nil {
 		return err
+	}
+	if m.hostID != "" {
+		if err := manager.ValidHostID(m.hostID); err != nil {
+			return fmt.Errorf("host-id: %v", err)
+		}
 	}
 	if _, err := deployconfig.ParseLayout(m.layout); err != nil {
 		return fmt.Errorf("layout: %v", err)
@@ -201,7 +208,7 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 		restarts = -1 // off
 	}
 	m, err := manager.New(manager.Options{
-		App: c.app, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
+		App: c.app, HostID: c.hostID, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
 		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: log,
 		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL,
 	})

@@ -70,6 +70,10 @@ type Proxy interface {
 type Options struct {
 	// App names the app; its containers carry the label switchyard.app=App.
 	App string
+	// HostID names this host among the app's hosts (and among switchyards
+	// on one Docker daemon); its containers carry switchyard.host=HostID.
+	// Default: the state file's, else DefaultHostID (the hostname).
+	HostID string
 	// Source is where deployment configs come from.
 	Source deployconfig.Source
 	// Docker runs the containers.
@@ -156,6 +160,10 @@ type Manager struct {
 	durations map[string]*histogram.Histogram
 	// lastColdErr is the last cold-start failure recorded (coldStart only).
 	lastColdErr string
+	// owner is the state directory's instance id (host.go); legacy says
+	// the state file predates host ids. Both are set in New.
+	owner  string
+	legacy bool
 }
 
 // New checks o and makes a Manager. Call Start to adopt or launch, and
@@ -182,7 +190,7 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	life, end := context.WithCancelCause(context.Background())
-	return &Manager{
+	m := &Manager{
 		o:           o,
 		log:         o.Logger.With().Str("app", o.App).Logger(),
 		started:     time.Now(),
@@ -195,7 +203,13 @@ func New(o Options) (*Manager, error) {
 		// No keep-alive: a probe must not hold one of a sync app's workers
 		// between probes.
 		probe: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
-	}, nil
+	}
+	if err := m.resolveHost(); err != nil {
+		end(err)
+		return nil, err
+	}
+	m.log = m.log.With().Str("host", m.o.HostID).Logger()
+	return m, nil
 }
 
 // Close stops the manager: a running operation is cancelled (it cleans up

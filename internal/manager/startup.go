@@ -50,10 +50,14 @@ func (m *Manager) adopt(ctx context.Context) (bool, error) {
 	m.mu.Lock()
 	m.previous = st.Previous
 	m.mu.Unlock()
-	cs, err := m.o.Docker.List(ctx, map[string]string{LabelApp: m.o.App})
+	cs, err := m.listOurs(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list the containers of app %s: %w", m.o.App, dockerErr(err))
+		return false, err
 	}
+	if err := m.checkOwner(cs); err != nil {
+		return false, err
+	}
+	cs = m.mine(cs) // another state directory's stopped containers are left alone
 	active := pickActive(cs, st.Active)
 	adopted := false
 	if active != nil {

@@ -16,6 +16,7 @@ import (
 // roll back to.
 type state struct {
 	App      string               `json:"app"`
+	Host     string               `json:"host_id,omitempty"`
 	Active   string               `json:"active_container,omitempty"`
 	ConfigID string               `json:"active_config,omitempty"`
 	Config   *deployconfig.Config `json:"config,omitempty"`
@@ -48,7 +49,7 @@ func (m *Manager) loadState() (state, error) {
 
 // saveState writes the state of record; caller holds m.mu.
 func (m *Manager) saveStateLocked() error {
-	st := state{App: m.o.App, Previous: m.previous, Updated: time.Now().UTC()}
+	st := state{App: m.o.App, Host: m.o.HostID, Previous: m.previous, Updated: time.Now().UTC()}
 	if d := m.activeLocked(); d != nil {
 		st.Active, st.ConfigID, st.Config = d.info.ID, d.cfg.ID, d.cfg
 	}

@@ -13,6 +13,7 @@ func (m *Manager) Status() Status {
 	m.mu.Lock()
 	st := Status{
 		App:       m.o.App,
+		Host:      m.o.HostID,
 		Operation: m.op,
 		Previous:  m.previous,
 		Source:    m.o.Source.String(),

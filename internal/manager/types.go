@@ -67,6 +67,7 @@ type SwitchResult struct {
 // Status is the whole state for /status.
 type Status struct {
 	App      string          `json:"app"`
+	Host     string          `json:"host_id"`
 	Healthy  bool            `json:"healthy"` // an active container that is healthy
 	Active   *ContainerInfo  `json:"active"`
 	Launched []ContainerInfo `json:"launched"`
