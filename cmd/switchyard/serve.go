@@ -55,9 +55,10 @@ type serveConfig struct {
 	// Production HTTP, each in its own file: TLS (serve_tls.go), the
 	// request path's HTTP features (serve_http.go), and the handlers in
 	// front of the proxy (serve_edge.go).
-	tls  tlsSettings
-	http httpSettings
-	edge edgeSettings
+	tls   tlsSettings
+	http  httpSettings
+	edge  edgeSettings
+	fleet fleetSettings // serve_fleet.go
 }
 
 // serve's own defaults; the proxy's come from its Default constants.
@@ -102,6 +103,7 @@ func serveSettings(c *serveConfig) *settings {
 	addTLSSettings(s, &c.tls)
 	addHTTPSettings(s, &c.http)
 	addEdgeSettings(s, &c.edge)
+	addFleetSettings(s, &c.fleet)
 	return s
 }
 
@@ -180,6 +182,9 @@ func (c *serveConfig) check() error {
 			c.apiGiven, c.apiSkipped = false, err.Error()
 		}
 	} else if err := c.managedSettings.validate(); err != nil {
+		return err
+	}
+	if err := c.fleet.validate(c); err != nil {
 		return err
 	}
 	if err := c.tls.validate(); err != nil {

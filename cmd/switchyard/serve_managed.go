@@ -172,7 +172,13 @@ func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog
 		ln.Close()
 		return fmt.Errorf("start-up: %w", err)
 	}
-	h := api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
+	stopFleet, err := c.startFleet(ctx, m, p, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopFleet() // before closeAll: the follower drives the manager
+	h := api.New(api.Options{Manager: c.apiManager(m), Token: c.apiToken, Logger: log, Version: version,
 		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m})})
 	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).
 		Bool("auth", c.apiToken != "").Msg("management API listening")
@@ -210,13 +216,23 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 	m, err := manager.New(manager.Options{
 		App: c.app, HostID: c.hostID, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
 		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: log,
-		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL,
+		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL, Follow: c.fleet.follow,
 	})
 	if err != nil {
 		dc.Close()
 		return nil, nil, err
 	}
 	return m, func() { m.Close(); dc.Close() }, nil
+}
+
+// openOptions are how --configs is opened. Configs used once stay readable
+// while S3 is down: rollback, restarts and relaunches read them from the
+// state directory.
+func (c *serveConfig) openOptions() deployconfig.OpenOptions {
+	layout, _ := deployconfig.ParseLayout(c.layout)
+	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
+	return deployconfig.OpenOptions{Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout,
+		CacheDir: filepath.Join(c.stateDir, "configs")}
 }
 
 // source opens the config source and reads the static env file.
@@ -226,13 +242,7 @@ func (c *serveConfig) source(ctx context.Context) (deployconfig.Source, map[stri
 			return nil, nil, fmt.Errorf("configs directory %s: %w", c.configs, err)
 		}
 	}
-	layout, _ := deployconfig.ParseLayout(c.layout)
-	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
-	// Configs used once stay readable while S3 is down: rollback, restarts
-	// and relaunches read them from the state directory.
-	src, err := deployconfig.Open(ctx, c.configs, deployconfig.OpenOptions{
-		Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout,
-		CacheDir: filepath.Join(c.stateDir, "configs")})
+	src, err := deployconfig.Open(ctx, c.configs, c.openOptions())
 	if err != nil {
 		return nil, nil, fmt.Errorf("--configs: %w", err)
 	}

@@ -64,6 +64,7 @@ type Proxy interface {
 	Queued() int
 	Report() proxy.Report
 	Series() []proxy.Point
+	Fallbacks() proxy.FallbackCounts
 }
 
 // Options configure a Manager.
@@ -102,6 +103,10 @@ type Options struct {
 	// RestartBackoff is the wait before the first try, doubled for each
 	// further one. Default DefaultRestartBackoff.
 	RestartBackoff time.Duration
+	// Follow says a fleet follower (internal/fleet) launches what
+	// current.json names: start-up adopts what runs but does not launch
+	// current.json itself. Default false.
+	Follow bool
 	// LaunchedTTL is how long a launched container may wait for a switch
 	// before it is removed. Default DefaultLaunchedTTL; negative: forever.
 	LaunchedTTL time.Duration

@@ -34,7 +34,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.spawn(ctx, m.watchEvents)
 	m.spawn(ctx, m.expireLaunched)
-	if !adopted {
+	if !adopted && !m.o.Follow {
 		m.spawn(ctx, m.coldStart)
 	}
 	return nil

@@ -117,6 +117,9 @@ type ProxyStatus struct {
 	Windows proxy.WindowReport `json:"windows"`
 	// Connections are the client connections by state.
 	Connections proxy.ConnStates `json:"connections"`
+	// Fallbacks are the requests sent to peers because the app could not
+	// take them, and those peers sent here.
+	Fallbacks proxy.FallbackCounts `json:"fallbacks"`
 	// Queue is the admission queue's discipline and state: normal,
 	// queueing or overloaded, its effective timeout, time overloaded.
 	Queue proxy.QueueState `json:"queue"`
