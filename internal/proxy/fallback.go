@@ -31,8 +31,12 @@ type Fallback struct {
 	// Required.
 	Peers func() []string
 	// Header is the mark. Default DefaultFallbackHeader. A marked request
-	// counts as one only from TrustedProxies or a peer's address; from
-	// anyone else the mark is removed.
+	// is never forwarded again, whoever sent it (a client forging the mark
+	// only gives up its own fallback; and no loop can form between hosts
+	// that do not know each other's source addresses). The mark is
+	// honoured — counted as received, logged with its origin and passed to
+	// the app — only from TrustedProxies or a peer's address; from anyone
+	// else it is removed.
 	Header string
 }
 
@@ -89,13 +93,14 @@ func (p *Proxy) Fallbacks() FallbackCounts {
 var errPaused = errors.New("the app is being restarted")
 
 // takeMark honours a fallback mark from a peer (or a trusted proxy), and
-// removes one from anyone else.
+// removes one from anyone else; either way the request stays here.
 func (p *Proxy) takeMark(rec *recorder, r *http.Request) {
 	fb := p.fb
 	origin := r.Header.Get(fb.cfg.Header)
 	if origin == "" {
 		return
 	}
+	rec.fbMarked = true
 	if !p.fwd.isTrusted(r.RemoteAddr) && !fb.fromPeer(r.RemoteAddr) {
 		r.Header.Del(fb.cfg.Header)
 		return
@@ -147,7 +152,7 @@ func safeMethod(m string) bool {
 
 // canFallback says whether r may go to a peer at all.
 func (p *Proxy) canFallback(rec *recorder, r *http.Request, health bool) bool {
-	return p.fb != nil && !health && rec.fbFrom == "" && rec.fbTo == "" && rec.status == 0 && !isUpgrade(r) &&
+	return p.fb != nil && !health && !rec.fbMarked && rec.fbTo == "" && rec.status == 0 && !isUpgrade(r) &&
 		(rec.body != nil || !hasBody(r))
 }
 

@@ -134,7 +134,10 @@ func TestFallback(t *testing.T) {
 				fp.aPeers.set(strings.TrimPrefix(fp.bURL, "http://"), "127.0.0.1:1")
 			},
 			header: map[string]string{DefaultFallbackHeader: "host-c"}, want: 503, log: "503 - from:host-c"},
-		{name: "a mark from anyone else is removed", from: "127.0.0.3", header: map[string]string{DefaultFallbackHeader: "host-c"}, want: 200, wantBody: "b", sent: 1, received: 1},
+		{name: "a mark from anyone else is removed, and the request stays", from: "127.0.0.3", setup: func(t *testing.T, fp *fallbackPair) {
+			setTarget(t, fp.a, newBackend(t, "a"), 1)
+		}, path: "/headers", header: map[string]string{DefaultFallbackHeader: "host-c"}, want: 200, wantBody: "a", log: "200 a - -"},
+		{name: "a forged mark is never forwarded", from: "127.0.0.3", header: map[string]string{DefaultFallbackHeader: "host-c"}, want: 503},
 		{name: "the peer is unreachable: the local answer, counted failed", setup: func(t *testing.T, fp *fallbackPair) {
 			fp.aPeers.set(closedAddr(t))
 		}, want: 503, sent: 1, failed: 1, log: "fallback to peer"},
@@ -158,6 +161,9 @@ func TestFallback(t *testing.T) {
 			}
 			if tc.method == "POST" && tc.want == 200 && res.header.Get("Echo-"+DefaultFallbackHeader) != "host-a" {
 				t.Errorf("the peer's app did not see the mark: %v", res.header)
+			}
+			if tc.from != "" && res.header.Get("Echo-"+DefaultFallbackHeader) != "" {
+				t.Errorf("the app saw a forged mark: %v", res.header)
 			}
 			fa, fb := fp.a.Fallbacks(), fp.b.Fallbacks()
 			if fa.Sent != tc.sent || fa.Failed != tc.failed || fb.Received != tc.received {
