@@ -88,7 +88,8 @@ func (s *S3) Stop() {
 }
 
 // Restart starts a stopped server again, on the same address with the
-// same data: S3 back after an outage.
+// same data: S3 back after an outage. The server is stopped when t ends:
+// pass the test that owns the server, not a subtest.
 func (s *S3) Restart(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
