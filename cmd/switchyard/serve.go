@@ -184,14 +184,10 @@ func (c *serveConfig) check() error {
 	} else if err := c.managedSettings.validate(); err != nil {
 		return err
 	}
-	if err := c.fleet.validate(c); err != nil {
-		return err
-	}
-	if err := c.tls.validate(); err != nil {
-		return err
-	}
-	if err := c.http.validate(); err != nil {
-		return err
+	for _, validate := range []func() error{func() error { return c.fleet.validate(c) }, c.tls.validate, c.http.validate} {
+		if err := validate(); err != nil {
+			return err
+		}
 	}
 	if _, err := zerolog.ParseLevel(c.logLevel); err != nil || c.logLevel == "" {
 		return fmt.Errorf("log-level %q: want debug, info, warn or error", c.logLevel)

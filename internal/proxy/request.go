@@ -58,6 +58,12 @@ func (p *Proxy) serve(rec *recorder, r *http.Request) error {
 	if p.fb == nil {
 		return p.admitAndForward(rec, r, health)
 	}
+	return p.serveOrFallback(rec, r, health)
+}
+
+// serveOrFallback takes r to the local app, or to a peer when the app
+// cannot take it (fallback.go).
+func (p *Proxy) serveOrFallback(rec *recorder, r *http.Request, health bool) error {
 	p.takeMark(rec, r)
 	if t := p.current.Load(); t != nil && t.pausedNow.Load() && !health {
 		// Being brought back: a peer answers now rather than after the wait.
