@@ -160,7 +160,7 @@ func (p *Proxy) canFallback(rec *recorder, r *http.Request, health bool) bool {
 // it; it returns nil when the peer answered, else err (with why the peer
 // did not) for the caller to answer.
 func (p *Proxy) orFallback(rec *recorder, r *http.Request, health bool, err error) error {
-	if !p.canFallback(rec, r, health) || !fallbackCause(rec, r, err) {
+	if err == nil || !p.canFallback(rec, r, health) || !fallbackCause(rec, r, err) {
 		return err
 	}
 	peers := p.fb.cfg.Peers()
