@@ -42,7 +42,10 @@ func printHosts(w io.Writer, hosts []fleet.Heartbeat, now time.Time) {
 	fmt.Fprintln(tw, "HOST\tSTATE\tACTIVE\tHEALTH\tWANT\tRPS\tSHED\t5XX\tFALLBACK S/R/F\tSEEN\tADDR\tVERSION\tLAST ERROR")
 	for _, h := range hosts {
 		state, health := "live", "unhealthy"
-		if !h.Live(now) {
+		switch {
+		case h.Stopped:
+			state = "stopped"
+		case !h.Live(now):
 			state = "gone"
 		}
 		if h.Healthy {

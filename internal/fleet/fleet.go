@@ -89,6 +89,9 @@ type Heartbeat struct {
 	// since the host started, and those a peer could not answer.
 	Fallbacks Fallbacks `json:"fallbacks"`
 	Time      time.Time `json:"time"`
+	// Stopped is set by the last heartbeat of a host that shut down: it
+	// is gone at once.
+	Stopped bool `json:"stopped,omitempty"`
 	// IntervalSeconds is the host's heartbeat interval: it is gone after
 	// StaleAfter of them without a heartbeat.
 	IntervalSeconds float64 `json:"interval_s"`
@@ -112,8 +115,12 @@ type LaunchError struct {
 	RetryAt time.Time `json:"retry_at"`
 }
 
-// Live says whether the host's heartbeat is recent at now.
+// Live says whether the host's heartbeat is recent at now (and not its
+// last).
 func (h Heartbeat) Live(now time.Time) bool {
+	if h.Stopped {
+		return false
+	}
 	iv := time.Duration(h.IntervalSeconds * float64(time.Second))
 	if iv <= 0 {
 		iv = DefaultHeartbeatInterval

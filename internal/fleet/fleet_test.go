@@ -364,4 +364,15 @@ func TestHeartbeats(t *testing.T) {
 	if got := h.PeerAddrs(); len(got) != 1 {
 		t.Fatalf("S3 down: peers %v, want the last list kept", got)
 	}
+	// Stopping writes a last heartbeat: the host is gone at once.
+	st.down = false
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.Run(ctx)
+	hosts, _ = ReadHosts(context.Background(), st)
+	for _, hb := range hosts {
+		if hb.Host == "web-1" && (!hb.Stopped || hb.Live(time.Now())) {
+			t.Fatalf("the last heartbeat: %+v", hb)
+		}
+	}
 }

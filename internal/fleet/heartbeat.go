@@ -46,7 +46,8 @@ func NewHeartbeats(st Store, o HostOptions, log zerolog.Logger) *Heartbeats {
 	return &Heartbeats{st: st, o: o, log: log}
 }
 
-// Run beats until ctx ends.
+// Run beats until ctx ends; then it writes a last heartbeat saying the
+// host stopped, so that peers stop sending it requests at once.
 func (h *Heartbeats) Run(ctx context.Context) {
 	t := time.NewTicker(h.o.Interval)
 	defer t.Stop()
@@ -54,16 +55,35 @@ func (h *Heartbeats) Run(ctx context.Context) {
 		h.Beat(ctx)
 		select {
 		case <-ctx.Done():
+			h.stopped()
 			return
 		case <-t.C:
 		}
 	}
 }
 
+// stopBeatTimeout bounds the last heartbeat: S3 may be down.
+const stopBeatTimeout = 3 * time.Second
+
+func (h *Heartbeats) stopped() {
+	ctx, cancel := context.WithTimeout(context.Background(), stopBeatTimeout)
+	defer cancel()
+	hb := h.heartbeat()
+	hb.Stopped, hb.Healthy = true, false
+	if err := h.put(ctx, hb); err != nil {
+		h.log.Warn().Err(err).Msg("fleet: could not write the last heartbeat; peers see this host gone after 3 intervals")
+	}
+}
+
+func (h *Heartbeats) put(ctx context.Context, hb Heartbeat) error {
+	data, _ := json.MarshalIndent(hb, "", "  ")
+	_, err := h.st.Put(ctx, heartbeatName(h.o.Host), append(data, '\n'), deployconfig.PutCondition{})
+	return err
+}
+
 // Beat writes the heartbeat once and reads the peers'.
 func (h *Heartbeats) Beat(ctx context.Context) {
-	data, _ := json.MarshalIndent(h.heartbeat(), "", "  ")
-	_, err := h.st.Put(ctx, heartbeatName(h.o.Host), append(data, '\n'), deployconfig.PutCondition{})
+	err := h.put(ctx, h.heartbeat())
 	if err == nil {
 		err = h.readPeers(ctx)
 	}
