@@ -5,9 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // peers is a list of peer addresses the test changes while proxies run.
@@ -189,5 +191,40 @@ func TestFallbackNoLoop(t *testing.T) {
 	fa, fb := fp.a.Fallbacks(), fp.b.Fallbacks()
 	if fa.Sent != 1 || fa.Failed != 1 || fb.Received != 1 || fb.Sent != 0 {
 		t.Fatalf("counts: a %+v, b %+v", fa, fb)
+	}
+}
+
+// BenchmarkHandlerFallback is BenchmarkHandlerStats/on with the fallback
+// hook set (peers known, the app answering): what a fleet host pays per
+// request for being able to fall back.
+func BenchmarkHandlerFallback(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		var fb *Fallback
+		if on {
+			name, fb = "on", &Fallback{Origin: "h1", Peers: func() []string { return []string{"127.0.0.2:8000"} }}
+		}
+		b.Run(name, func(b *testing.B) {
+			p, err := New(Config{QueueTimeout: 10 * time.Second, Fallback: fb})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			tg, _, err := p.SetTarget("bench", "127.0.0.1:1", 1<<20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tg.rp.Transport = memoryTransport{}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest("GET", "http://bench/bench?x=1", nil)
+				w := &discardWriter{h: http.Header{}}
+				for pb.Next() {
+					req.Header.Del("X-Request-Id")
+					clear(w.h)
+					p.ServeHTTP(w, req)
+				}
+			})
+		})
 	}
 }
