@@ -181,6 +181,7 @@ type fakeManager struct {
 	active   string
 	bad      map[string]bool
 	busy     bool
+	gaveUp   bool // the active container crash-looped
 	launches []string
 }
 
@@ -200,7 +201,7 @@ func (m *fakeManager) Launch(ctx context.Context, id, who string) (manager.Conta
 func (m *fakeManager) Switch(ctx context.Context, ref, who string) (manager.SwitchResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.active = strings.TrimPrefix(ref, "c-")
+	m.active, m.gaveUp = strings.TrimPrefix(ref, "c-"), false
 	return manager.SwitchResult{}, nil
 }
 
@@ -210,6 +211,9 @@ func (m *fakeManager) Status() manager.Status {
 	st := manager.Status{App: "shop"}
 	if m.active != "" {
 		st.Active, st.Healthy = &manager.ContainerInfo{ConfigID: m.active, Health: manager.HealthHealthy}, true
+	}
+	if m.gaveUp {
+		st.Restart, st.Healthy = &manager.RestartStatus{State: manager.RestartGaveUp}, false
 	}
 	return st
 }
@@ -267,6 +271,22 @@ func TestFollower(t *testing.T) {
 	f.Poll(ctx)
 	if s := f.State(); s.SourceError == "" || m.active != idC {
 		t.Fatalf("with S3 down: %+v, active %q (want C, read before)", s, m.active)
+	}
+	// A crash loop the manager gave up on is left alone until current.json
+	// is written again.
+	st.down = false
+	n := m.launched()
+	m.mu.Lock()
+	m.gaveUp = true
+	m.mu.Unlock()
+	f.Poll(ctx)
+	if m.launched() != n {
+		t.Fatal("the follower relaunched a crash loop by itself")
+	}
+	Release(ctx, st, idC, "ci")
+	f.Poll(ctx)
+	if m.launched() != n+1 || m.gaveUp {
+		t.Fatalf("a new release of the crash-looping id was not launched: %d launches", m.launched()-n)
 	}
 }
 

@@ -38,6 +38,7 @@ type Follower struct {
 	failure  *LaunchError
 	failures int // in a row, for the current release
 	srcErr   string
+	servedAt string // the ETag of the release last seen served
 }
 
 // NewFollower makes a follower of st's current.json driving m.
@@ -68,13 +69,30 @@ func (f *Follower) Poll(ctx context.Context) {
 	want, etag, failure := f.want, f.etag, f.failure
 	f.mu.Unlock()
 	st := f.m.Status()
-	if want.ID == "" || (st.Active != nil && st.Active.ConfigID == want.ID) {
+	if want.ID == "" || f.serves(st, want.ID, etag) {
 		return
 	}
 	if failure != nil && failure.ConfigID == want.ID && failure.Release == etag && time.Now().Before(failure.RetryAt) {
 		return // tried and failed: wait for a new release or the backoff
 	}
 	f.converge(ctx, want.ID, etag, st)
+}
+
+// serves says whether the host serves id as released at etag. An active
+// container of id that its manager gave up bringing back (a crash loop)
+// still counts, until current.json is written again (a release of the
+// same id relaunches it): otherwise the follower would crash-loop it too.
+func (f *Follower) serves(st manager.Status, id, etag string) bool {
+	if st.Active == nil || st.Active.ConfigID != id {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st.Restart == nil || st.Restart.State != manager.RestartGaveUp {
+		f.servedAt = etag
+		return true
+	}
+	return f.servedAt == etag
 }
 
 // read does the conditional GET; false when there is nothing to act on.
@@ -146,7 +164,7 @@ func (f *Follower) converge(ctx context.Context, id, etag string, st manager.Sta
 		return
 	}
 	f.mu.Lock()
-	f.failure, f.failures = nil, 0
+	f.failure, f.failures, f.servedAt = nil, 0, etag
 	f.mu.Unlock()
 	f.log.Info().Str("config", ids.Short(id)).Msg("fleet: serving the released config")
 }
