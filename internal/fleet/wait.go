@@ -52,6 +52,10 @@ func Wait(ctx context.Context, st Store, o WaitOptions) error {
 			return err
 		}
 		report(states, seen, o.Progress)
+		if err == nil && len(states) == 0 && seen[""] == "" && o.Progress != nil {
+			seen[""] = "said"
+			o.Progress("no live host: none wrote a heartbeat lately (are they started with --follow?)")
+		}
 		done, failed := summary(states)
 		if len(failed) > 0 {
 			failedRounds++
@@ -130,7 +134,7 @@ func report(states map[string]hostState, seen map[string]string, progress func(s
 		}
 	}
 	for h := range seen {
-		if _, ok := states[h]; !ok && states != nil {
+		if _, ok := states[h]; !ok && states != nil && h != "" {
 			delete(seen, h)
 			progress(h + ": gone (no heartbeat)")
 		}
