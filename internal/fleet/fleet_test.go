@@ -321,6 +321,8 @@ func TestWait(t *testing.T) {
 			a.LaunchError = &LaunchError{ConfigID: idB, Release: `"old"`, Error: "x"}
 			return []Heartbeat{a}
 		}, after: func(st *memStore) {}, want: context.DeadlineExceeded},
+		{name: "no live host: waits, and says so", hosts: func(rel Released) []Heartbeat { return nil },
+			want: context.DeadlineExceeded, errHas: []string{"none live"}},
 		{name: "superseded", hosts: func(rel Released) []Heartbeat { return []Heartbeat{hb("a", idA, true)} },
 			after: func(st *memStore) { Release(context.Background(), st, idC, "other") }, want: ErrRaced, errHas: []string{"released by other"}},
 	} {
