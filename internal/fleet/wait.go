@@ -52,20 +52,8 @@ func Wait(ctx context.Context, st Store, o WaitOptions) error {
 			return err
 		}
 		report(states, seen, o.Progress)
-		if err == nil && len(states) == 0 && seen[""] == "" && o.Progress != nil {
-			seen[""] = "said"
-			o.Progress("no live host: none wrote a heartbeat lately (are they started with --follow?)")
-		}
-		done, failed := summary(states)
-		if len(failed) > 0 {
-			failedRounds++
-		}
-		switch {
-		case err == nil && len(states) > 0 && done == len(states):
-			return nil
-		case len(failed) > 0 && (done+len(failed) == len(states) || failedRounds > graceRounds):
-			return fmt.Errorf("%w on %d of %d hosts: %s; they keep serving what ran before", ErrLaunchFailed,
-				len(failed), len(states), strings.Join(failed, "; "))
+		if over, result := verdict(states, err == nil, &failedRounds); over {
+			return result
 		}
 		select {
 		case <-ctx.Done():
@@ -73,6 +61,24 @@ func Wait(ctx context.Context, st Store, o WaitOptions) error {
 		case <-time.After(o.Every):
 		}
 	}
+}
+
+// verdict says whether the wait is over, and how: every live host done
+// (read whole: fresh is true), or failed ones named once every host is
+// done or failed, or graceRounds reads after the first failure.
+func verdict(states map[string]hostState, fresh bool, failedRounds *int) (bool, error) {
+	done, failed := summary(states)
+	if len(failed) > 0 {
+		*failedRounds++
+	}
+	switch {
+	case fresh && len(states) > 0 && done == len(states):
+		return true, nil
+	case len(failed) > 0 && (done+len(failed) == len(states) || *failedRounds > graceRounds):
+		return true, fmt.Errorf("%w on %d of %d hosts: %s; they keep serving what ran before", ErrLaunchFailed,
+			len(failed), len(states), strings.Join(failed, "; "))
+	}
+	return false, nil
 }
 
 // errTransient: S3 could not be read this time; Wait tries again.
@@ -122,10 +128,15 @@ func stateOf(h Heartbeat, rel Released) hostState {
 // sameTag compares ETags as S3 servers quote them, or not.
 func sameTag(a, b string) bool { return strings.Trim(a, `"`) == strings.Trim(b, `"`) }
 
-// report sends the lines of hosts whose state changed, and of hosts gone.
+// report sends the lines of hosts whose state changed, and of hosts gone,
+// and says once when no host is live.
 func report(states map[string]hostState, seen map[string]string, progress func(string)) {
 	if progress == nil {
 		return
+	}
+	if states != nil && len(states) == 0 && seen[""] == "" {
+		seen[""] = "said"
+		progress("no live host: none wrote a heartbeat lately (are they started with --follow?)")
 	}
 	for _, h := range sortedHosts(states) {
 		if l := states[h].line; seen[h] != l {
