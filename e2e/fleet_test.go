@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +67,28 @@ func (f *fleetEnv) newHost(n int, stateDir string) *stack {
 	return h
 }
 
+// slowS3 is a proxy in front of S3 at endpoint that holds every PUT of
+// current.json for delay, so that racing releases both read before either
+// writes. It keeps the Host header: requests stay signed for it.
+func slowS3(t *testing.T, endpoint string, delay time.Duration) string {
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/"+deployconfig.CurrentName) {
+			time.Sleep(delay)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // freeOn is a free port on loopback address ip.
 func freeOn(t *testing.T, ip string) string {
 	l, err := net.Listen("tcp", ip+":0")
@@ -77,9 +102,15 @@ func freeOn(t *testing.T, ip string) string {
 // ci runs a fleet CI command (publish, release, fleet) as CI would: the
 // bucket from the environment, credentials from the standard chain.
 func (f *fleetEnv) ci(args ...string) (int, string, string) {
+	return f.ciEnv(nil, args...)
+}
+
+// ciEnv is ci with more environment variables (later ones win).
+func (f *fleetEnv) ciEnv(env []string, args ...string) (int, string, string) {
 	cmd := exec.Command(f.base.bin, args...)
 	cmd.Env = append(os.Environ(), f.base.s3.Env()...)
 	cmd.Env = append(cmd.Env, "SWITCHYARD_CONFIGS=s3://"+f.base.bucket+"/"+f.base.prefix, "SWITCHYARD_USER=ci-job")
+	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -208,6 +239,7 @@ func (l *openLoad) finish(t *testing.T, what string) map[string]int {
 	if l.ok.Load() == 0 {
 		t.Errorf("%s: no request succeeded", what)
 	}
+	t.Logf("%s: %d requests answered 200, %d failed; by version %v", what, l.ok.Load(), l.failed.Load(), l.versions)
 	return l.versions
 }
 
@@ -321,6 +353,7 @@ func TestFleet(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		l.finish(t, "one app killed")
 		s1, _ := h1.status()
+		t.Logf("h1's fallbacks while its app was down: %+v", s1.Proxy.Fallbacks)
 		if s1.Proxy.Fallbacks.Sent == 0 {
 			t.Errorf("h1 sent no fallbacks: %+v", s1.Proxy.Fallbacks)
 		}
@@ -379,35 +412,41 @@ func TestFleet(t *testing.T) {
 		if _, err := b.Put(context.Background(), deployconfig.CurrentName, []byte(`{"id":"`+v1+`"}`), deployconfig.PutCondition{IfMatch: etag}); !errors.Is(err, deployconfig.ErrPrecondition) {
 			t.Fatalf("a write on a stale ETag: %v", err)
 		}
-		// CLI releases at once: each wins or says it lost.
+		// Two CLI releases whose reads both come before either write: S3
+		// in front of them holds every PUT of current.json for a while.
+		slow := slowS3(t, f.base.s3.Endpoint, 1500*time.Millisecond)
 		var wg sync.WaitGroup
 		type res struct {
 			code     int
 			out, err string
 		}
-		results := make([]res, 4)
-		for i, id := range []string{v1, v2, v1, v2} {
+		results := make([]res, 2)
+		for i, id := range []string{v1, v2} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, o, e := f.ci("release", id)
+				c, o, e := f.ciEnv([]string{"AWS_ENDPOINT_URL=" + slow}, "release", id)
 				results[i] = res{c, o, e}
 			}()
+			time.Sleep(200 * time.Millisecond)
 		}
 		wg.Wait()
-		wins := 0
+		wins, winner := 0, ""
 		for _, r := range results {
 			switch {
 			case r.code == 0:
-				wins++
+				wins, winner = wins+1, strings.TrimSpace(r.out)
 			case r.code != 1 || !strings.Contains(r.err, "current.json changed while releasing") || !strings.Contains(r.err, "released by ci-job"):
 				t.Errorf("the losing release: exit %d\n%s", r.code, r.err)
 			}
 		}
-		if wins == 0 {
-			t.Fatalf("no release won: %+v", results)
+		if wins != 1 {
+			t.Fatalf("%d of 2 racing releases won, want 1: %+v", wins, results)
 		}
-		t.Logf("racing releases: %d of %d won", wins, len(results))
+		data, _, err := b.Get(context.Background(), deployconfig.CurrentName, "")
+		if rel, perr := b.ParseRelease(data); err != nil || perr != nil || rel.ID != winner {
+			t.Fatalf("current.json names %s (%v %v), the winner released %s", rel.ID, err, perr, winner)
+		}
 		f.ci("release", v2, "--wait")
 	})
 
