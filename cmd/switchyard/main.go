@@ -23,6 +23,9 @@ Usage:
   switchyard cancel [flags] [OPERATION]           cancel the running operation (a launch removes its container)
   switchyard status [flags] [--json]              the active container and the proxy's figures (exit 1: unhealthy, 3: no answer)
   switchyard history [flags] [--json]             recent deployments, newest first
+  switchyard publish [flags] FILE                 upload a config to the fleet's bucket under its id (create-only); print the id
+  switchyard release [flags] ID [--wait]          make ID what every host of the fleet runs (or --previous)
+  switchyard fleet [flags] [--json]               the fleet's hosts from their heartbeats
   switchyard upgrade [flags] [--pid-file FILE]    the binary on disk takes over from the running switchyard, refusing no connection
   switchyard check [flags] FILE                   check a config offline: its id and every problem a launch would find
   switchyard version                              the version of this binary
@@ -53,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:])
 	case "launch", "switch", "deploy", "rollback", "discard", "cancel", "status", "history", "upgrade":
 		return runClient(ctx, args[0], args[1:], stdout, stderr)
+	case "publish", "release", "fleet":
+		return runBucket(ctx, args[0], args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-v":

@@ -57,9 +57,10 @@ type serveConfig struct {
 	// Production HTTP, each in its own file: TLS (serve_tls.go), the
 	// request path's HTTP features (serve_http.go), and the handlers in
 	// front of the proxy (serve_edge.go).
-	tls  tlsSettings
-	http httpSettings
-	edge edgeSettings
+	tls   tlsSettings
+	http  httpSettings
+	edge  edgeSettings
+	fleet fleetSettings // serve_fleet.go
 	// upgrade is switchyard's upgrade of itself (serve_upgrade.go).
 	upgrade upgradeSettings
 }
@@ -107,6 +108,7 @@ func serveSettings(c *serveConfig) *settings {
 	addTLSSettings(s, &c.tls)
 	addHTTPSettings(s, &c.http)
 	addEdgeSettings(s, &c.edge)
+	addFleetSettings(s, &c.fleet)
 	addUpgradeSettings(s, &c.upgrade)
 	return s
 }
@@ -188,11 +190,10 @@ func (c *serveConfig) check() error {
 	} else if err := c.managedSettings.validate(); err != nil {
 		return err
 	}
-	if err := c.tls.validate(); err != nil {
-		return err
-	}
-	if err := c.http.validate(); err != nil {
-		return err
+	for _, validate := range []func() error{func() error { return c.fleet.validate(c) }, c.tls.validate, c.http.validate} {
+		if err := validate(); err != nil {
+			return err
+		}
 	}
 	if _, err := zerolog.ParseLevel(c.logLevel); err != nil || c.logLevel == "" {
 		return fmt.Errorf("log-level %q: want debug, info, warn or error", c.logLevel)

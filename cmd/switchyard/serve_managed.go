@@ -26,6 +26,7 @@ import (
 // deploy manager, where it finds configs and Docker, and its API.
 type managedSettings struct {
 	app           string
+	hostID        string
 	configs       string
 	layout        string
 	s3Endpoint    string
@@ -55,6 +56,7 @@ const (
 // addManagedSettings declares their flags and environment variables.
 func addManagedSettings(s *settings, m *managedSettings) {
 	s.str(&m.app, "app", []string{"SWITCHYARD_APP"}, defaultApp, "the app's name: its containers carry the label switchyard.app=NAME")
+	s.str(&m.hostID, "host-id", []string{"SWITCHYARD_HOST_ID"}, "", "this host's name among the app's hosts (a label on its containers, its heartbeat's name); default: the state file's, else the hostname")
 	s.str(&m.configs, "configs", []string{"SWITCHYARD_CONFIGS"}, defaultConfigs, "deployment configs: s3://BUCKET/PREFIX or a local directory")
 	s.str(&m.layout, "layout", []string{"SWITCHYARD_LAYOUT"}, deployconfig.LayoutNative.String(), "object names in --configs: native (<sha256>.json) or wunderproxy (container.<md5>.json)")
 	s.str(&m.s3Endpoint, "s3-endpoint", []string{"SWITCHYARD_S3_ENDPOINT", "AWS_ENDPOINT_URL"}, "", "S3-compatible endpoint URL (default: AWS)")
@@ -106,6 +108,11 @@ func addPolicySettings(s *settings, p *deployconfig.Policy) {
 func (m *managedSettings) validate() error {
 	if err := checkAPIAddr(m.apiAddr, m.apiToken); err != nil {
 		return err
+	}
+	if m.hostID != "" {
+		if err := manager.ValidHostID(m.hostID); err != nil {
+			return fmt.Errorf("host-id: %v", err)
+		}
 	}
 	if _, err := deployconfig.ParseLayout(m.layout); err != nil {
 		return fmt.Errorf("layout: %v", err)
@@ -170,7 +177,13 @@ func runManaged(ctx context.Context, c *serveConfig, p *proxy.Proxy, log zerolog
 		return fmt.Errorf("start-up: %w", err)
 	}
 	close(adopted) // the proxy accepts now
-	h := api.New(api.Options{Manager: m, Token: c.apiToken, Logger: log, Version: version,
+	stopFleet, err := c.startFleet(ctx, m, p, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopFleet() // before closeAll: the follower drives the manager
+	h := api.New(api.Options{Manager: c.apiManager(m), Token: c.apiToken, Logger: log, Version: version,
 		Metrics: metrics.Handler(metrics.Source{Proxy: p, Manager: m}), Upgrade: c.upgrade.upgradeFunc()})
 	log.Info().Str("api", ln.Addr().String()).Str("configs", m.Status().Source).Str("app", c.app).
 		Bool("auth", c.apiToken != "").Msg("management API listening")
@@ -206,9 +219,9 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 		restarts = -1 // off
 	}
 	m, err := manager.New(manager.Options{
-		App: c.app, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
+		App: c.app, HostID: c.hostID, Source: src, Docker: dc, Proxy: p, Policy: c.policy, StaticEnv: static,
 		StateDir: c.stateDir, Network: c.dockerNetwork, Logger: log,
-		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL,
+		RestartAttempts: restarts, LaunchedTTL: c.launchedTTL, Follow: c.fleet.follow,
 		Holder: processHolder(), TakeOver: c.upgrade.takeOver(),
 	})
 	if err != nil {
@@ -218,6 +231,16 @@ func (c *serveConfig) newManager(ctx context.Context, p *proxy.Proxy, log zerolo
 	return m, func() { m.Close(); dc.Close() }, nil
 }
 
+// openOptions are how --configs is opened. Configs used once stay readable
+// while S3 is down: rollback, restarts and relaunches read them from the
+// state directory.
+func (c *serveConfig) openOptions() deployconfig.OpenOptions {
+	layout, _ := deployconfig.ParseLayout(c.layout)
+	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
+	return deployconfig.OpenOptions{Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout,
+		CacheDir: filepath.Join(c.stateDir, "configs")}
+}
+
 // source opens the config source and reads the static env file.
 func (c *serveConfig) source(ctx context.Context) (deployconfig.Source, map[string]string, error) {
 	if c.configs == defaultConfigs {
@@ -225,13 +248,7 @@ func (c *serveConfig) source(ctx context.Context) (deployconfig.Source, map[stri
 			return nil, nil, fmt.Errorf("configs directory %s: %w", c.configs, err)
 		}
 	}
-	layout, _ := deployconfig.ParseLayout(c.layout)
-	pathStyle := c.s3PathStyle == "true" || (c.s3PathStyle == "auto" && c.s3Endpoint != "")
-	// Configs used once stay readable while S3 is down: rollback, restarts
-	// and relaunches read them from the state directory.
-	src, err := deployconfig.Open(ctx, c.configs, deployconfig.OpenOptions{
-		Endpoint: c.s3Endpoint, Region: c.s3Region, PathStyle: pathStyle, Layout: layout,
-		CacheDir: filepath.Join(c.stateDir, "configs")})
+	src, err := deployconfig.Open(ctx, c.configs, c.openOptions())
 	if err != nil {
 		return nil, nil, fmt.Errorf("--configs: %w", err)
 	}

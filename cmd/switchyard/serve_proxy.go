@@ -48,6 +48,7 @@ func (c *serveConfig) proxyConfig() proxy.Config {
 func (c *serveConfig) newProxy(access *proxy.AccessLog, log *zerolog.Logger) (*proxy.Proxy, error) {
 	pc := c.proxyConfig()
 	pc.AccessLog, pc.Logger = access, log
+	pc.Fallback = c.fleet.proxyFallback(c)
 	p, err := proxy.New(pc)
 	if err != nil {
 		return nil, c.blame(err)

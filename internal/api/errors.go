@@ -14,6 +14,10 @@ import (
 // answer (nginx's convention); nobody receives it.
 const statusClientClosed = 499
 
+// ErrFollowMode: the host follows current.json (serve --follow), so what
+// it serves changes with a release, not with /switch or /rollback.
+var ErrFollowMode = errors.New("this host follows current.json")
+
 // errorKinds maps sentinels to answers, most specific first: an error may
 // wrap several (a manager error wrapping a source or Docker one), and the
 // first match wins. ErrDocker is last because the manager may wrap an image
@@ -25,6 +29,7 @@ var errorKinds = []struct {
 }{
 	{manager.ErrUpgrading, http.StatusServiceUnavailable, KindUpgrading},
 	{manager.ErrUpgradeFailed, http.StatusBadGateway, KindUpgradeFailed},
+	{ErrFollowMode, http.StatusConflict, KindFollowMode},
 	{manager.ErrBusy, http.StatusConflict, KindBusy},
 	{manager.ErrCancelled, http.StatusConflict, KindCanceled},
 	{manager.ErrNoOperation, http.StatusConflict, KindNoOperation},

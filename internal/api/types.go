@@ -110,6 +110,7 @@ const (
 	KindCanceled                = "canceled"                  // 499: the client went away first; 409: an operator or a rollback cancelled the operation
 	KindNoOperation             = "no_operation"              // 409: cancel found nothing (or not that) running
 	KindReadOnly                = "read_only"                 // 409: a static upstream has no deployments to change
+	KindFollowMode              = "follow_mode"               // 409: the host follows current.json: switch and rollback with switchyard release
 	KindForbidden               = "forbidden"                 // 403: a cross-site request; 421: a non-loopback Host without a token
 	KindUnsupportedMedia        = "unsupported_media_type"    // 415: a POST without JSON, X-Switchyard-User or a bearer token
 	KindInternal                = "internal"                  // 500: anything else

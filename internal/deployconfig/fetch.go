@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // objectStore is what the sources share: where the objects live. Names are
@@ -122,8 +123,16 @@ func (f fetcher) current(ctx context.Context) (string, string, error) {
 }
 
 // currentPointer is the native content of current.json.
-type currentPointer struct {
-	ID string `json:"id"`
+type currentPointer = Release
+
+// Release is the native content of current.json, as `switchyard release`
+// writes it: the id, and what was released before (for release
+// --previous), when and by whom.
+type Release struct {
+	ID       string    `json:"id"`
+	Previous string    `json:"previous,omitempty"`
+	Time     time.Time `json:"released_at,omitzero"`
+	By       string    `json:"by,omitempty"`
 }
 
 // parseCurrent accepts {"id": "<hex>"}, the bare hex id, and in the

@@ -146,10 +146,15 @@ func runSourceTests(t *testing.T, h harness) {
 		if err != nil || got != id2 || v2 == v1 {
 			t.Fatalf("bare id: Current = %q, %q, %v; want %s and a new version", got, v2, err, id2)
 		}
+		// What switchyard release writes.
+		put(currentName, []byte(`{"id": "`+id1+`", "previous": "`+id2+`", "released_at": "2026-12-04T09:00:00Z", "by": "ci"}`))
+		if got, _, err := src.Current(ctx); err != nil || got != id1 {
+			t.Fatalf("a release: Current = %q, %v", got, err)
+		}
 		for _, bad := range []struct{ content, msg string }{
 			{`{"id": "` + id1[:8] + `"}`, "not a full lowercase hex sha256"},
 			{strings.ToUpper(id1), "bare lowercase hex id"},
-			{`{"id": "` + id1 + `", "by": "ci"}`, `want {"id": "<sha256>"}`},
+			{`{"id": "` + id1 + `", "note": "ci"}`, `want {"id": "<sha256>"}`},
 			{`{"image": "a", "port": 1}`, `want {"id": "<sha256>"}`},
 			{``, "bare lowercase hex id"},
 		} {

@@ -17,7 +17,7 @@ import (
 // Docker's, for what happened while it did not listen.
 func (m *Manager) watchEvents(ctx context.Context) {
 	for ctx.Err() == nil {
-		evs, errs := m.o.Docker.Events(ctx, map[string]string{LabelApp: m.o.App})
+		evs, errs := m.o.Docker.Events(ctx, m.eventLabels())
 		m.reconcile(ctx)
 	loop:
 		for {
@@ -53,7 +53,7 @@ func (m *Manager) watchEvents(ctx context.Context) {
 // stopped dead, and those it no longer lists removed: events missed while
 // the stream was down.
 func (m *Manager) reconcile(ctx context.Context) {
-	cs, err := m.o.Docker.List(ctx, map[string]string{LabelApp: m.o.App})
+	cs, err := m.listOurs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn().Err(err).Msg("list the app's containers after (re)connecting to Docker's events")

@@ -53,6 +53,13 @@ func (m *Manager) launch(ctx context.Context, id string) (ContainerInfo, error) 
 	if err := hostPortFree(cfg, spec); err != nil {
 		return ContainerInfo{}, err
 	}
+	// Another switchyard for this app and host may have started since ours
+	// did, before either ran a container.
+	if cs, err := m.listOurs(ctx); err != nil {
+		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
+	} else if err := m.checkOwner(cs); err != nil {
+		return ContainerInfo{}, err
+	}
 	d, err := m.create(ctx, cfg, spec)
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("config %s: %w", ids.Short(cfg.ID), err)
@@ -97,10 +104,10 @@ func (m *Manager) prepare(ctx context.Context, id string) (*deployconfig.Config,
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[LabelApp] = m.o.App
+	m.hostLabels(labels)
 	labels[LabelConfig] = cfg.ID
 	return cfg, dockerctl.Spec{
-		Name:  fmt.Sprintf("%s-%s-%s", m.o.App, ids.Short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36)),
+		Name:  fmt.Sprintf("%s-%s-%s-%s", m.o.App, m.o.HostID, ids.Short(cfg.ID), strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36), 36)),
 		Image: cfg.Image, Cmd: cfg.Cmd, Env: env, Labels: labels, Port: cfg.Port,
 		Network: m.o.Network, MemoryBytes: m.o.Policy.MemoryBytes(cfg), NanoCPUs: cfg.Resources.NanoCPUs(),
 		PidsLimit:  m.o.Policy.PidsLimit,

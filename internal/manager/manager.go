@@ -65,12 +65,17 @@ type Proxy interface {
 	Queued() int
 	Report() proxy.Report
 	Series() []proxy.Point
+	Fallbacks() proxy.FallbackCounts
 }
 
 // Options configure a Manager.
 type Options struct {
 	// App names the app; its containers carry the label switchyard.app=App.
 	App string
+	// HostID names this host among the app's hosts (and among switchyards
+	// on one Docker daemon); its containers carry switchyard.host=HostID.
+	// Default: the state file's, else DefaultHostID (the hostname).
+	HostID string
 	// Source is where deployment configs come from.
 	Source deployconfig.Source
 	// Docker runs the containers.
@@ -99,6 +104,10 @@ type Options struct {
 	// RestartBackoff is the wait before the first try, doubled for each
 	// further one. Default DefaultRestartBackoff.
 	RestartBackoff time.Duration
+	// Follow says a fleet follower (internal/fleet) launches what
+	// current.json names: start-up adopts what runs but does not launch
+	// current.json itself. Default false.
+	Follow bool
 	// LaunchedTTL is how long a launched container may wait for a switch
 	// before it is removed. Default DefaultLaunchedTTL; negative: forever.
 	LaunchedTTL time.Duration
@@ -177,6 +186,10 @@ type Manager struct {
 	waitingFor  *statelock.Holder
 	predecessor *statelock.Holder
 	followed    followed
+	// owner is the state directory's instance id (host.go); legacy says
+	// the state file predates host ids. Both are set in New.
+	owner  string
+	legacy bool
 }
 
 // New checks o and makes a Manager. Call Start to adopt or launch, and
@@ -203,7 +216,7 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	life, end := context.WithCancelCause(context.Background())
-	return &Manager{
+	m := &Manager{
 		o:           o,
 		log:         o.Logger.With().Str("app", o.App).Logger(),
 		started:     time.Now(),
@@ -216,7 +229,13 @@ func New(o Options) (*Manager, error) {
 		// No keep-alive: a probe must not hold one of a sync app's workers
 		// between probes.
 		probe: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
-	}, nil
+	}
+	if err := m.resolveHost(); err != nil {
+		end(err)
+		return nil, err
+	}
+	m.log = m.log.With().Str("host", m.o.HostID).Logger()
+	return m, nil
 }
 
 // Close stops the manager: a running operation is cancelled (it cleans up

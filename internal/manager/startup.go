@@ -56,7 +56,7 @@ func (m *Manager) startHolding(ctx context.Context) error {
 	}
 	m.spawn(ctx, m.watchEvents)
 	m.spawn(ctx, m.expireLaunched)
-	if !adopted {
+	if !adopted && !m.o.Follow {
 		m.spawn(ctx, m.coldStart)
 	}
 	return nil
@@ -72,10 +72,14 @@ func (m *Manager) adopt(ctx context.Context) (bool, error) {
 	m.mu.Lock()
 	m.previous, m.recorded = st.Previous, st
 	m.mu.Unlock()
-	cs, err := m.o.Docker.List(ctx, map[string]string{LabelApp: m.o.App})
+	cs, err := m.listOurs(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list the containers of app %s: %w", m.o.App, dockerErr(err))
+		return false, err
 	}
+	if err := m.checkOwner(cs); err != nil {
+		return false, err
+	}
+	cs = m.mine(cs) // another state directory's stopped containers are left alone
 	cs = m.removeCutShort(ctx, cs, st)
 	active := pickActive(cs, st.Active)
 	adopted := false

@@ -17,6 +17,7 @@ import (
 // roll back to.
 type state struct {
 	App      string               `json:"app"`
+	Host     string               `json:"host_id,omitempty"`
 	Active   string               `json:"active_container,omitempty"`
 	ConfigID string               `json:"active_config,omitempty"`
 	Config   *deployconfig.Config `json:"config,omitempty"`
@@ -57,7 +58,7 @@ func (m *Manager) loadState() (state, error) {
 // container is active (a start-up that adopted nothing) the active config
 // read at start-up stays recorded: a reboot brings back what ran before.
 func (m *Manager) saveStateLocked() error {
-	st := state{App: m.o.App, Previous: m.previous, Updated: time.Now().UTC(),
+	st := state{App: m.o.App, Host: m.o.HostID, Previous: m.previous, Updated: time.Now().UTC(),
 		Active: m.recorded.Active, ConfigID: m.recorded.ConfigID, Config: m.recorded.Config}
 	if d := m.activeLocked(); d != nil {
 		st.Active, st.ConfigID, st.Config = d.info.ID, d.cfg.ID, d.cfg

@@ -13,6 +13,7 @@ func (m *Manager) Status() Status {
 	m.mu.Lock()
 	st := Status{
 		App:       m.o.App,
+		Host:      m.o.HostID,
 		Operation: m.op,
 		Previous:  m.previous,
 		Source:    m.o.Source.String(),
@@ -54,7 +55,7 @@ func ProxyStatusOf(p Proxy) ProxyStatus {
 	rep := p.Report()
 	st := ProxyStatus{Snapshot: ps.Snapshot(), Queued: p.Queued(), Latency: map[string]Percentiles{
 		"queue": percentiles(&ps.Queue), "app": percentiles(&ps.App), "total": percentiles(&ps.Total),
-	}, Windows: rep.Windows, Connections: rep.Connections, Queue: rep.Queue}
+	}, Windows: rep.Windows, Connections: rep.Connections, Queue: rep.Queue, Fallbacks: p.Fallbacks()}
 	if t := p.Active(); t != nil {
 		st.InFlight = t.InFlight()
 	}

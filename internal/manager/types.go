@@ -68,6 +68,7 @@ type SwitchResult struct {
 // Status is the whole state for /status.
 type Status struct {
 	App      string          `json:"app"`
+	Host     string          `json:"host_id"`
 	Healthy  bool            `json:"healthy"` // an active container that is healthy
 	Active   *ContainerInfo  `json:"active"`
 	Launched []ContainerInfo `json:"launched"`
@@ -123,6 +124,9 @@ type ProxyStatus struct {
 	Windows proxy.WindowReport `json:"windows"`
 	// Connections are the client connections by state.
 	Connections proxy.ConnStates `json:"connections"`
+	// Fallbacks are the requests sent to peers because the app could not
+	// take them, and those peers sent here.
+	Fallbacks proxy.FallbackCounts `json:"fallbacks"`
 	// Queue is the admission queue's discipline and state: normal,
 	// queueing or overloaded, its effective timeout, time overloaded.
 	Queue proxy.QueueState `json:"queue"`

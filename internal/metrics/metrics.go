@@ -47,6 +47,7 @@ type collector struct {
 	refused, overloaded, overloadedSecs, effTimeout       *prometheus.Desc
 	backlog                                               *prometheus.Desc
 	restartState, restartAttempts                         *prometheus.Desc
+	fallbacks                                             *prometheus.Desc
 }
 
 func newCollector(src Source) *collector {
@@ -78,13 +79,14 @@ func newCollector(src Source) *collector {
 		uptime:          d("uptime_seconds", "Seconds since switchyard's manager started."),
 		restartState:    d("active_restart_state", "1 for the state of bringing the dead active container back: restarting, or gave_up (a crash loop: only a deploy or rollback helps).", "state"),
 		restartAttempts: d("active_restart_attempts", "Tries in a row to bring the dead active container back (0 when it runs)."),
+		fallbacks:       d("fallback_requests_total", "Requests the app could not take sent to a peer (sent), of them those the peer did not answer or answered 502/503/504 (failed), and requests peers sent here (received).", "direction"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.requests, c.shed, c.failed, c.bytesIn, c.bytesOut, c.duration, c.inFlight,
 		c.queued, c.ctrRequests, c.ctrInFlight, c.ctrHealth, c.activeInfo, c.healthy, c.deploys, c.deployDuration, c.uptime,
-		c.refused, c.overloaded, c.overloadedSecs, c.effTimeout, c.backlog, c.restartState, c.restartAttempts} {
+		c.refused, c.overloaded, c.overloadedSecs, c.effTimeout, c.backlog, c.restartState, c.restartAttempts, c.fallbacks} {
 		ch <- d
 	}
 }
@@ -111,6 +113,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(inFlight))
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(p.Queued()))
 	c.collectQueue(ch, snap.ShedReasons, p.QueueState())
+	fb := p.Fallbacks()
+	for dir, n := range map[string]uint64{"sent": fb.Sent, "failed": fb.Failed, "received": fb.Received} {
+		ch <- prometheus.MustNewConstMetric(c.fallbacks, prometheus.CounterValue, float64(n), dir)
+	}
 	if c.src.Manager != nil {
 		c.collectManager(ch)
 	}

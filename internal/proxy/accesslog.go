@@ -48,6 +48,12 @@ var logCodes = map[string]logCode{
 	"%B":  {"bytes sent", func(b []byte, e *entry) []byte { return strconv.AppendInt(b, e.out, 10) }},
 	"%ID": {"request id", func(b []byte, e *entry) []byte { return appendStr(b, e.id) }},
 	"%s":  {"target id", func(b []byte, e *entry) []byte { return appendStr(b, e.target) }},
+	"%FB": {"peer fallback: to:PEER-ADDRESS (sent), from:ORIGIN-HOST (received), or -", func(b []byte, e *entry) []byte {
+		if e.fallback == "" {
+			return append(b, '-')
+		}
+		return appendStr(b, e.fallback)
+	}},
 	"%sa": {"target address", func(b []byte, e *entry) []byte { return appendStr(b, e.targetAddr) }},
 	"%E": {"why the proxy answered itself, or -", func(b []byte, e *entry) []byte {
 		if e.reason == "" {
@@ -63,6 +69,7 @@ type entry struct {
 	client, method, uri   string
 	proto, id, reason     string
 	target, targetAddr    string
+	fallback              string // "to:PEER" or "from:ORIGIN-HOST"
 	status                int
 	read, queue, app, all time.Duration
 	queued, gotApp        bool
@@ -170,6 +177,9 @@ func (l *AccessLog) write(e *entry) {
 			Int64("bytes_out", e.out).
 			Str("request_id", e.id).
 			Str("target", e.target)
+		if e.fallback != "" {
+			ev = ev.Str("fallback", e.fallback)
+		}
 		if e.reason != "" {
 			ev = ev.Str("error", e.reason)
 		}

@@ -181,6 +181,10 @@ type Config struct {
 	// connection may have. Default DefaultHTTP2MaxStreams.
 	HTTP2MaxStreams int
 
+	// Fallback, when set, sends requests the app cannot take to a peer's
+	// proxy (fallback.go). Default nil: none are.
+	Fallback *Fallback
+
 	// DisableStats turns off the counters, their windows and the connection
 	// states (Stats, Report and Connections stay at zero, but for the queue
 	// length). It exists to measure what they cost (bench_test.go); default

@@ -61,7 +61,8 @@ type Proxy struct {
 	current atomic.Pointer[Target] // mirror of adm.active for lock-free readers
 	targets targetSet              // every target that may have requests in flight
 
-	notFound string // the body of the 404 outside the prefix
+	notFound string    // the body of the 404 outside the prefix
+	fb       *fallback // nil without Config.Fallback
 
 	// Figures over time: the proxy's windows and its targets' are sampled by
 	// one goroutine (nil with DisableStats).
@@ -111,6 +112,7 @@ func newSampled(cfg Config, sm sampling) (*Proxy, error) {
 		p.log = *cfg.Logger
 	}
 	p.health.max = int32(max(cfg.HealthInFlight, 0))
+	p.fb = newFallback(cfg.Fallback, cfg.ConnectTimeout, cfg.UpstreamTimeout)
 	p.notFound = "404 Not Found: this server serves " + cfg.Prefix + "/ only\n"
 	p.errLog = log.New(zerologWriter{p.log}, "", 0)
 	p.clock, p.interval, p.since = sm.now, sm.interval, sm.now()

@@ -266,6 +266,7 @@ func (a *admission) pause(t *Target, paused bool) {
 	now := a.now()
 	a.mu.Lock()
 	t.paused = paused
+	t.pausedNow.Store(paused)
 	if !paused && t == a.active {
 		a.grantLocked(t, now)
 	}

@@ -58,6 +58,11 @@ type recorder struct {
 
 	// upgrade.go: the connection after a protocol switch.
 	up *upgradedConn
+
+	// fallback.go: the origin host of a request a peer sent here, or the
+	// peer this one went to.
+	fbFrom, fbTo string
+	fbMarked     bool // it carried the mark: it stays here
 }
 
 // discardLimit is how much of an answer nobody waits for is read from the

@@ -55,6 +55,27 @@ func (p *Proxy) serve(rec *recorder, r *http.Request) error {
 	if rec.body != nil { // the time reading the body is the request's, not the queue's
 		rec.e.read = time.Since(rec.e.start)
 	}
+	if p.fb == nil {
+		return p.admitAndForward(rec, r, health)
+	}
+	return p.serveOrFallback(rec, r, health)
+}
+
+// serveOrFallback takes r to the local app, or to a peer when the app
+// cannot take it (fallback.go).
+func (p *Proxy) serveOrFallback(rec *recorder, r *http.Request, health bool) error {
+	p.takeMark(rec, r)
+	if t := p.current.Load(); t != nil && t.pausedNow.Load() && !health {
+		// Being brought back: a peer answers now rather than after the wait.
+		if err := p.orFallback(rec, r, health, errPaused); !errors.Is(err, errPaused) {
+			return err
+		}
+	}
+	return p.orFallback(rec, r, health, p.admitAndForward(rec, r, health))
+}
+
+// admitAndForward takes r to the local app.
+func (p *Proxy) admitAndForward(rec *recorder, r *http.Request, health bool) error {
 	if err := p.admit(rec, r, health); err != nil {
 		return err
 	}
@@ -236,6 +257,12 @@ func (p *Proxy) finish(rec *recorder, r *http.Request) {
 	p.record(rec)
 	if t != nil {
 		e.target, e.targetAddr = t.id, t.addr
+	}
+	switch {
+	case rec.fbTo != "":
+		e.target, e.targetAddr, e.fallback = "peer", rec.fbTo, "to:"+rec.fbTo
+	case rec.fbFrom != "":
+		e.fallback = "from:" + rec.fbFrom
 	}
 	if rec.failed {
 		p.log.Warn().Str("request_id", r.Header.Get("X-Request-Id")).Str("target", e.target).

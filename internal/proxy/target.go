@@ -42,7 +42,9 @@ type Target struct {
 	// container is being brought back (SetPaused): requests wait in the
 	// queue. Guarded by the admission lock, as busy is.
 	paused bool
-	adm    *admission
+	// pausedNow mirrors paused for readers outside the admission lock.
+	pausedNow atomic.Bool
+	adm       *admission
 
 	// The upgraded connections open on the target (upgrade.go).
 	upgraded connSet[*upgradedConn]

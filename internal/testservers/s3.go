@@ -25,8 +25,12 @@ type S3 struct {
 	// Region is what clients should sign for ("us-east-1").
 	Region string
 
-	cmd      *exec.Cmd
-	stopOnce sync.Once
+	mu   sync.Mutex
+	cmd  *exec.Cmd // nil while stopped
+	bin  string
+	env  []string
+	addr string
+	dir  string
 }
 
 // s3StartAttempts retries a start whose port was taken between FreeAddr and
@@ -46,29 +50,58 @@ func StartS3(t testing.TB) *S3 {
 	env := []string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey}
 	var lastErr error
 	for range s3StartAttempts {
-		addr := FreeAddr(t)
-		cmd := StartProcess(t, env, bin, "--quiet", "--health", "/health", "--port", addr, "posix", t.TempDir())
-		lastErr = WaitHTTP(context.Background(), "http://"+addr+"/health", http.StatusOK, 10*time.Second)
-		if lastErr == nil {
-			s.Endpoint, s.cmd = "http://"+addr, cmd
+		s.bin, s.env, s.addr, s.dir = bin, env, FreeAddr(t), t.TempDir()
+		cmd, err := s.run(t)
+		if lastErr = err; err == nil {
+			s.Endpoint, s.cmd = "http://"+s.addr, cmd
 			t.Cleanup(s.Stop)
 			return s
 		}
-		_ = cmd.Process.Kill()
 	}
 	t.Fatalf("versitygw did not become healthy: %v", lastErr)
 	return nil
 }
 
+// run starts the server on s.addr with its data in s.dir.
+func (s *S3) run(t testing.TB) (*exec.Cmd, error) {
+	cmd := StartProcess(t, s.env, s.bin, "--quiet", "--health", "/health", "--port", s.addr, "posix", s.dir)
+	if err := WaitHTTP(context.Background(), "http://"+s.addr+"/health", http.StatusOK, 10*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	return cmd, nil
+}
+
 // Stop kills the server now, e.g. to test "S3 down"; it returns when the
 // process is gone. Safe to call more than once and alongside the cleanup.
 func (s *S3) Stop() {
-	s.stopOnce.Do(func() {
-		_ = s.cmd.Process.Kill()
-		// The cleanup from StartProcess also calls Wait; the second call
-		// only returns an error, which it ignores.
-		_ = s.cmd.Wait()
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	// The cleanup from StartProcess also calls Wait; the second call only
+	// returns an error, which it ignores.
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts a stopped server again, on the same address with the
+// same data: S3 back after an outage. The server is stopped when t ends:
+// pass the test that owns the server, not a subtest.
+func (s *S3) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	cmd, err := s.run(t)
+	if err != nil {
+		t.Fatalf("versitygw did not come back on %s: %v", s.addr, err)
+	}
+	s.cmd = cmd
 }
 
 // Env returns the variables a child process (or the SDK's standard chain)
