@@ -36,6 +36,9 @@ type fakeDocker struct {
 	// is counted in lateCalls (the manager used Docker after Close).
 	closed    bool
 	lateCalls []string
+	// startGate, when set, holds every Start until it is closed: a test
+	// decides when a restart may bring the container back.
+	startGate chan struct{}
 }
 
 type fakeCtr struct {
@@ -171,6 +174,16 @@ func (f *fakeDocker) get(id string) (*fakeCtr, error) {
 func (f *fakeDocker) Start(ctx context.Context, id string) error {
 	if err := f.check(); err != nil {
 		return err
+	}
+	f.mu.Lock()
+	gate := f.startGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	c, err := f.get(id)
 	if err != nil {

@@ -47,15 +47,20 @@ func (e *env) actions() []string {
 // address its restart got.
 func TestDeadActiveComesBack(t *testing.T) {
 	e := newEnv(t)
-	e.start(func(o *Options) { o.RestartBackoff = 300 * time.Millisecond })
+	e.start(func(o *Options) { o.RestartBackoff = 20 * time.Millisecond })
 	res := e.deploy("v1")
 	addr := res.Active.Addr
+	gate := make(chan struct{}) // the container comes back only once the request waits
+	e.docker.mu.Lock()
+	e.docker.startGate = gate
+	e.docker.mu.Unlock()
 	e.docker.kill(res.Active.ID, 137)
 	waitFor(t, "the restart to begin", func() bool { r := e.m.Status().Restart; return r != nil && r.State == RestartRunning })
 
 	got := make(chan string, 1)
 	go func() { code, body := e.get("/"); got <- fmt.Sprint(body, " ", code) }()
 	waitFor(t, "the request to queue", func() bool { return e.proxy.Queued() == 1 })
+	close(gate)
 	if r := <-got; r != "v1 200" {
 		t.Fatalf("request during the restart: %q, want v1's 200", r)
 	}
