@@ -164,6 +164,31 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("bad workers: err %v, stderr %q", err, stderr.String())
 	}
 
+	// An error at start-up (the address is taken) ends the process with
+	// one line, whatever goroutines the start had begun.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	stderr.Reset()
+	cmd = exec.Command(bin, "serve", "--listen", taken.Addr().String(), "127.0.0.1:1")
+	cmd.Stderr = &stderr
+	ended := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { ended <- cmd.Wait() }()
+	select {
+	case err := <-ended:
+		if err == nil || !strings.Contains(stderr.String(), "address already in use") {
+			t.Fatalf("listen address taken: err %v, stderr %q", err, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("listen address taken: still running after a minute; stderr %q", stderr.String())
+	}
+
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(200 * time.Millisecond)
 		w.Write([]byte("app"))

@@ -103,9 +103,10 @@ func withHandoff(ctx context.Context, c *serveConfig, log zerolog.Logger, run fu
 	}
 	c.upgrade.handoff, c.upgrade.upgrader = h, u
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// cancel before the wait: run may return (an error at start-up) while
+	// the caller's ctx goes on, and the goroutines end with ctx.
+	defer func() { cancel(); wg.Wait() }()
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	wg.Add(2)
