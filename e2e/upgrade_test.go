@@ -124,6 +124,7 @@ func wsEcho(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.CloseNow()
+	c.SetReadLimit(4 << 20)
 	ctx := r.Context()
 	if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
 		return

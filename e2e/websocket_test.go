@@ -78,25 +78,7 @@ func wsEchoUpstream(t *testing.T) string {
 			fmt.Fprint(w, "plain")
 			return
 		}
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		c.SetReadLimit(4 << 20)
-		ctx := r.Context()
-		if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
-			return
-		}
-		for {
-			typ, msg, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			if err := c.Write(ctx, typ, append([]byte("echo:"), msg...)); err != nil {
-				return
-			}
-		}
+		wsEcho(w, r)
 	}))
 	t.Cleanup(app.Close)
 	return app.Listener.Addr().String()

@@ -69,12 +69,10 @@ func runBucket(ctx context.Context, name string, args []string, stdout, stderr i
 	cmd := bucketCommands[name]
 	c := &bucketConfig{}
 	s := bucketSettings(name, c)
-	if wantsHelp(args) {
-		fmt.Fprintf(stdout, "Usage: switchyard %s [flags] %s\n\n%s.\n\nSettings (flag, then environment, then default):\n", name, cmd.args, upperFirst(cmd.summary))
-		s.usage(stdout)
+	rest, help, err := parseSubcommand(name, cmd.args, cmd.summary, s, args, stdout)
+	if help {
 		return 0
 	}
-	rest, err := s.parse(orderArgs(args, s), os.Getenv)
 	if err == nil && len(rest) != cmd.nargs(c) {
 		err = fmt.Errorf("want %s, got %q (run switchyard %s --help)", cmd.args, rest, name)
 	}

@@ -84,12 +84,10 @@ func runClient(ctx context.Context, name string, args []string, stdout, stderr i
 	cmd := clientCommands[name]
 	cfg := &clientConfig{}
 	s := clientSettings(name, cfg)
-	if wantsHelp(args) {
-		fmt.Fprintf(stdout, "Usage: switchyard %s [flags] %s\n\n%s.\n\nSettings (flag, then environment, then default):\n", name, cmd.args, upperFirst(cmd.summary))
-		s.usage(stdout)
+	rest, help, err := parseSubcommand(name, cmd.args, cmd.summary, s, args, stdout)
+	if help {
 		return 0
 	}
-	rest, err := s.parse(orderArgs(args, s), os.Getenv)
 	if err == nil && len(rest) != cmd.nargs && cmd.nargs >= 0 {
 		err = fmt.Errorf("want %d argument(s) %s, got %q (run switchyard %s --help)", cmd.nargs, cmd.args, rest, name)
 	}

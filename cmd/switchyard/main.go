@@ -80,6 +80,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// parseSubcommand reads a subcommand's settings and arguments, or, asked
+// for help, prints its usage (help true: exit 0).
+func parseSubcommand(name, argsText, summary string, s *settings, args []string, stdout io.Writer) (rest []string, help bool, err error) {
+	if wantsHelp(args) {
+		fmt.Fprintf(stdout, "Usage: switchyard %s [flags] %s\n\n%s.\n\nSettings (flag, then environment, then default):\n", name, argsText, upperFirst(summary))
+		s.usage(stdout)
+		return nil, true, nil
+	}
+	rest, err = s.parse(orderArgs(args, s), os.Getenv)
+	return rest, false, err
+}
+
 func wantsHelp(args []string) bool {
 	for _, a := range args {
 		if a == "-h" || a == "--help" || a == "-help" {

@@ -155,22 +155,13 @@ func (u *upgrader) setManager(m *manager.Manager) {
 func (u *upgrader) upgrade(ctx context.Context, who string) (api.UpgradeResult, error) {
 	start := time.Now()
 	res := api.UpgradeResult{OldPID: os.Getpid()}
-	u.mu.Lock()
-	m := u.m
-	u.mu.Unlock()
-	abort := func() {}
-	if m != nil {
-		hctx, cancel := context.WithTimeout(ctx, u.timeout)
-		a, err := m.Handover(hctx)
-		cancel()
-		if err != nil {
-			return res, err
-		}
-		abort = a
+	m, abort, err := u.handover(ctx)
+	if err != nil {
+		return res, err
 	}
 	u.log.Info().Str("who", who).Msg("upgrade: starting the binary on disk with the listening sockets")
 	wctx, cancel := context.WithTimeout(ctx, u.timeout)
-	err := u.h.Upgrade(wctx)
+	err = u.h.Upgrade(wctx)
 	cancel()
 	if err != nil {
 		abort()
@@ -187,23 +178,30 @@ func (u *upgrader) upgrade(ctx context.Context, who string) (api.UpgradeResult, 
 	return res, err
 }
 
+// handover has the manager, if one runs, hand over (operations refused,
+// the running one finished, within the upgrade timeout); abort gives
+// operations back when the upgrade fails.
+func (u *upgrader) handover(ctx context.Context) (m *manager.Manager, abort func(), err error) {
+	u.mu.Lock()
+	m = u.m
+	u.mu.Unlock()
+	if m == nil {
+		return nil, func() {}, nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	abort, err = m.Handover(hctx)
+	return m, abort, err
+}
+
 // prepareSocket readies a hand-off to a successor over the unix socket
 // (a new container): the manager hands over as for an upgrade, and done
 // records the outcome.
 func (u *upgrader) prepareSocket(ctx context.Context) (func(error), error) {
 	start := time.Now()
-	u.mu.Lock()
-	m := u.m
-	u.mu.Unlock()
-	abort := func() {}
-	if m != nil {
-		hctx, cancel := context.WithTimeout(ctx, u.timeout)
-		a, err := m.Handover(hctx)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		abort = a
+	m, abort, err := u.handover(ctx)
+	if err != nil {
+		return nil, err
 	}
 	u.log.Info().Msg("upgrade: a new switchyard asks for the listening sockets over the hand-off socket")
 	return func(err error) {
