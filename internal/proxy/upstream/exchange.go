@@ -385,8 +385,11 @@ func (x *Exchange) finish() {
 		switch {
 		case x.sent.Load():
 			// The whole body is out; the writer is only about to say so.
+			// Always wait for it (not only when reuse is still true): its
+			// word must not be left for the next exchange to read.
 			x.writing = false
-			reuse = reuse && <-x.wrote == nil
+			werr := <-x.wrote
+			reuse = reuse && werr == nil
 		default:
 			select {
 			case err := <-x.wrote:
