@@ -96,12 +96,7 @@ func TestContainerUpgrade(t *testing.T) {
 	if got := <-slow; got != "200 v1" {
 		t.Fatalf("the 3 s request in flight on A: %q", got)
 	}
-	time.Sleep(time.Second)
-	s := load.stop()
-	logLoad(t, "container upgrade A → B (host network, hand-off socket)", s)
-	if s.failed() != 0 {
-		t.Fatalf("%s: want none failed", s)
-	}
+	load.stopNoneFailed(t, "container upgrade A → B (host network, hand-off socket)")
 	after := st.waitFor("B to take over", 30*time.Second, func(s api.StatusResponse) bool { return s.TookOverFrom != nil })
 	if after.Version != "e2e-b" || after.TookOverFrom.Version != "e2e-a" || after.Active.ID != before.Active.ID ||
 		!after.Active.Started.Equal(before.Active.Started) {

@@ -31,20 +31,11 @@ func TestHandoffSocket(t *testing.T) {
 	go func() { code, body := st.get("/slow?ms=3000"); slow <- strconv.Itoa(code) + " " + body }()
 	time.Sleep(time.Second)
 	st.start() // the successor: same flags, same state directory
-	select {
-	case <-firstExited:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the old process did not stop")
-	}
+	waitExit(t, firstExited, 20*time.Second, "the old process did not stop")
 	if got := <-slow; got != "200 v1" {
 		t.Fatalf("the 3 s request in flight on the old process: %q", got)
 	}
-	time.Sleep(time.Second)
-	s := load.stop()
-	logLoad(t, "hand-off over the unix socket, managed mode", s)
-	if s.failed() != 0 {
-		t.Fatalf("%s: want none failed", s)
-	}
+	load.stopNoneFailed(t, "hand-off over the unix socket, managed mode")
 	after := st.waitFor("the take-over", 30*time.Second, func(s api.StatusResponse) bool { return s.TookOverFrom != nil })
 	if after.Active.ID != before.ID || !after.Active.Started.Equal(before.Started) ||
 		after.TookOverFrom.PID != first.Process.Pid || after.PID != st.cmd.Process.Pid {

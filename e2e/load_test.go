@@ -125,6 +125,19 @@ func (s loadSummary) String() string {
 }
 
 // logLoad logs a summary for the report.
+// stopNoneFailed lets the last second's requests end, stops the load, logs
+// it as what, and fails the test if any request failed.
+func (l *openLoad) stopNoneFailed(t *testing.T, what string) loadSummary {
+	t.Helper()
+	time.Sleep(time.Second)
+	s := l.stop()
+	logLoad(t, what, s)
+	if s.failed() != 0 {
+		t.Fatalf("%s: want none failed", s)
+	}
+	return s
+}
+
 func logLoad(t *testing.T, what string, s loadSummary) {
 	t.Helper()
 	t.Logf("LOAD %s: %s", what, s)

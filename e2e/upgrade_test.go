@@ -93,6 +93,16 @@ func stopServing(t *testing.T, pidFile string) {
 
 // reap waits for a started process to exit, without exec.Cmd.Wait (which
 // would also wait for the successor, which shares its output pipe).
+// waitExit fails the test with msg unless done closes within d.
+func waitExit(t *testing.T, done <-chan struct{}, d time.Duration, msg string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatal(msg)
+	}
+}
+
 func reap(cmd *exec.Cmd) <-chan struct{} {
 	done := make(chan struct{})
 	go func() { cmd.Process.Wait(); close(done) }()
@@ -209,18 +219,9 @@ func TestUpgradeStatic(t *testing.T) {
 	if got := <-slow; got != "200 slow done" {
 		t.Fatalf("the 3 s request in flight on the old process: %q", got)
 	}
-	select {
-	case <-oldExited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the old process did not exit")
-	}
-	time.Sleep(time.Second)
-	s := load.stop()
-	logLoad(t, "upgrade, static upstream", s)
+	waitExit(t, oldExited, 10*time.Second, "the old process did not exit")
 	t.Logf("websocket: %d echoes, the last %v after the upgrade began (old process's shutdown timeout 4s)", echoes, lastEcho.Round(time.Millisecond))
-	if s.failed() != 0 {
-		t.Fatalf("%s: want none failed", s)
-	}
+	load.stopNoneFailed(t, "upgrade, static upstream")
 	if lastEcho < 3*time.Second || lastEcho > 6*time.Second {
 		t.Fatalf("the websocket echoed until %v after the upgrade, want until the old process's shutdown timeout (4s)", lastEcho)
 	}
@@ -278,17 +279,8 @@ func TestUpgradeManaged(t *testing.T) {
 	if got := <-slow; got != "200 v1" {
 		t.Fatalf("the 3 s request in flight on the old process: %q", got)
 	}
-	select {
-	case <-oldExited:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the old process did not exit")
-	}
-	time.Sleep(time.Second)
-	s := load.stop()
-	logLoad(t, "upgrade, managed mode", s)
-	if s.failed() != 0 {
-		t.Fatalf("%s: want none failed", s)
-	}
+	waitExit(t, oldExited, 15*time.Second, "the old process did not exit")
+	load.stopNoneFailed(t, "upgrade, managed mode")
 	after := st.waitFor("the new process to take over", 30*time.Second, func(s api.StatusResponse) bool { return s.TookOverFrom != nil })
 	now := servingPID(t, pidFile)
 	if after.Active.ID != before.ID || !after.Active.Started.Equal(before.Started) || after.TookOverFrom.PID != old || after.PID != now || now == old {

@@ -37,11 +37,7 @@ func (e *env) writeState(st state) {
 func TestSwitchRecordedBeforeTheDrain(t *testing.T) {
 	e := newEnv(t)
 	r1 := e.deploy("v1")
-	c1, _ := e.docker.get(r1.Active.ID)
-	hold := make(chan struct{})
-	e.docker.mu.Lock()
-	c1.hold = hold
-	e.docker.mu.Unlock()
+	hold := e.docker.holdSlow(r1.Active.ID)
 	go e.get("/slow")
 	waitFor(t, "a request in flight", func() bool { return e.proxy.Active().InFlight() > 0 })
 	info, err := e.m.Launch(context.Background(), e.configs["v2"], "ci")

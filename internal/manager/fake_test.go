@@ -369,3 +369,14 @@ func (f *fakeDocker) closeAll() {
 	}
 
 }
+
+// holdSlow makes container id's /slow wait until the returned channel is
+// closed.
+func (f *fakeDocker) holdSlow(id string) chan struct{} {
+	hold := make(chan struct{})
+	c, _ := f.get(id)
+	f.mu.Lock()
+	c.hold = hold
+	f.mu.Unlock()
+	return hold
+}

@@ -60,12 +60,8 @@ func TestCloseDuringLaunch(t *testing.T) {
 func TestCloseDuringDrain(t *testing.T) {
 	e := newEnv(t)
 	r1 := e.deploy("v1")
-	c1, _ := e.docker.get(r1.Active.ID)
-	hold := make(chan struct{})
+	hold := e.docker.holdSlow(r1.Active.ID)
 	defer close(hold)
-	e.docker.mu.Lock()
-	c1.hold = hold
-	e.docker.mu.Unlock()
 	go e.get("/slow")
 	for e.proxy.Active().InFlight() == 0 {
 		time.Sleep(time.Millisecond)

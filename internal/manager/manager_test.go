@@ -305,11 +305,7 @@ func TestOneOperationAtATime(t *testing.T) {
 func TestSwitchDrainsOldRequests(t *testing.T) {
 	e := newEnv(t)
 	r1 := e.deploy("v1")
-	c1, _ := e.docker.get(r1.Active.ID)
-	hold := make(chan struct{})
-	e.docker.mu.Lock()
-	c1.hold = hold
-	e.docker.mu.Unlock()
+	hold := e.docker.holdSlow(r1.Active.ID)
 	slow := make(chan string, 1)
 	go func() { code, body := e.get("/slow"); slow <- http.StatusText(code) + " " + body }()
 	for e.proxy.Active().InFlight() == 0 {

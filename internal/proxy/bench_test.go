@@ -213,16 +213,7 @@ func BenchmarkHandlerStats(b *testing.B) {
 			name = "on"
 		}
 		b.Run(name, func(b *testing.B) {
-			p, err := New(Config{QueueTimeout: 10 * time.Second, DisableStats: !on})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			tg, _, err := p.SetTarget("bench", "127.0.0.1:1", 1<<20)
-			if err != nil {
-				b.Fatal(err)
-			}
-			tg.rp.Transport = memoryTransport{}
+			p := memoryProxy(b, Config{QueueTimeout: 10 * time.Second, DisableStats: !on})
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				tc := &trackedConn{}
@@ -268,4 +259,21 @@ func shedIf(b bool) refusalKind {
 		return refusedQueueTimeout
 	}
 	return refusedNot
+}
+
+// memoryProxy is a proxy made with cfg whose one target (1<<20 workers)
+// answers from memory, for benchmarks of the handler alone.
+func memoryProxy(b *testing.B, cfg Config) *Proxy {
+	b.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	tg, _, err := p.SetTarget("bench", "127.0.0.1:1", 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tg.rp.Transport = memoryTransport{}
+	return p
 }

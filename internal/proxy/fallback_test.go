@@ -205,16 +205,7 @@ func BenchmarkHandlerFallback(b *testing.B) {
 			name, fb = "on", &Fallback{Origin: "h1", Peers: func() []string { return []string{"127.0.0.2:8000"} }}
 		}
 		b.Run(name, func(b *testing.B) {
-			p, err := New(Config{QueueTimeout: 10 * time.Second, Fallback: fb})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			tg, _, err := p.SetTarget("bench", "127.0.0.1:1", 1<<20)
-			if err != nil {
-				b.Fatal(err)
-			}
-			tg.rp.Transport = memoryTransport{}
+			p := memoryProxy(b, Config{QueueTimeout: 10 * time.Second, Fallback: fb})
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				req := httptest.NewRequest("GET", "http://bench/bench?x=1", nil)
