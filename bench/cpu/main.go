@@ -108,7 +108,7 @@ type Run struct {
 
 func main() {
 	var c config
-	proxies := flag.String("proxies", "plainproxy,switchyard,haproxy,nginx", "comma-separated: plainproxy, switchyard, haproxy, nginx")
+	proxies := flag.String("proxies", "plainproxy,switchyard,haproxy,nginx", "comma-separated: plainproxy, switchyard, switchyard-std (net/http's server: --std-http1), haproxy, nginx")
 	scs := flag.String("scenarios", "small,16k,post4k,close", "comma-separated: small (GET, 100 B), 16k (GET, 16 KiB), post4k (POST 4 KiB, 100 B back), close (small, keep-alive off)")
 	flag.IntVar(&c.requests, "requests", 200_000, "requests per measured run")
 	flag.IntVar(&c.warmup, "warmup", 20_000, "requests before the first measured run (not measured)")

@@ -44,6 +44,7 @@ type serveConfig struct {
 	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
 	threads         int
+	stdHTTP1        bool
 
 	// Managed mode (no upstream): the deploy manager and its API
 	// (serve_managed.go).
@@ -104,6 +105,7 @@ func serveSettings(c *serveConfig) *settings {
 	s.duration(&c.idleTimeout, "idle-timeout", []string{"SWITCHYARD_IDLE_TIMEOUT"}, durationText(proxy.DefaultIdleTimeout), "client keep-alive idle timeout")
 	s.duration(&c.shutdownTimeout, "shutdown-timeout", []string{"SWITCHYARD_SHUTDOWN_TIMEOUT"}, durationText(proxy.DefaultShutdownTimeout), "on SIGTERM/SIGINT, how long in-flight requests may finish")
 	s.integer(&c.threads, "threads", []string{"SWITCHYARD_THREADS"}, "0", "OS threads running Go code at once (GOMAXPROCS); 0: one per CPU the process may use. 1 costs less CPU per request on small hosts (see bench/README.md)", 0)
+	s.boolean(&c.stdHTTP1, "std-http1", []string{"SWITCHYARD_STD_HTTP1"}, "false", "serve plain HTTP/1.1 with Go's net/http server instead of switchyard's own (same behaviour, more CPU per request; for comparison)")
 	addManagedSettings(s, &c.managedSettings)
 	addTLSSettings(s, &c.tls)
 	addHTTPSettings(s, &c.http)

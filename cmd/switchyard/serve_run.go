@@ -72,7 +72,7 @@ func serve(ctx context.Context, c *serveConfig, log zerolog.Logger, connect func
 		case <-ctx.Done():
 		}
 		return p.Serve(ctx, ln, proxy.ServerConfig{Handler: handler, TLS: tlsConf, ReadHeaderTimeout: c.readHeader,
-			IdleTimeout: c.idleTimeout, ShutdownTimeout: c.shutdownTimeout})
+			IdleTimeout: c.idleTimeout, ShutdownTimeout: c.shutdownTimeout, StdHTTP1: c.stdHTTP1})
 	})
 	if c.upstream != "" {
 		close(adopted)

@@ -141,6 +141,10 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// NetConn returns the connection under c: writes and peeks may go to it
+// directly (h1 does), c counts only reads.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *trackedConn) Close() error {
 	c.closeOnce.Do(func() { c.l.open.Add(-1) })
 	return c.Conn.Close()

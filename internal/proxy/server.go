@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/proxy/h1"
 )
 
 // ServerConfig sets the client-facing side of Serve.
@@ -28,13 +30,70 @@ type ServerConfig struct {
 	// ShutdownTimeout is how long a graceful stop waits for in-flight
 	// requests. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// StdHTTP1 serves plain HTTP/1 with net/http's server instead of the
+	// proxy's own (h1): the same behaviour at a higher CPU cost per
+	// request; for comparison, or should h1 misbehave.
+	StdHTTP1 bool
 }
 
 // Serve serves the proxy on ln until ctx ends, then stops accepting and
 // waits for in-flight requests up to the shutdown timeout. It returns nil
 // after a clean stop.
+//
+// Plain HTTP/1 is served by the proxy's own server (package h1), unless
+// sc.StdHTTP1; TLS, and HTTP/2 over it, by net/http's.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) error {
 	sc = sc.withDefaults(p)
+	var stopping atomic.Int64 // when the graceful stop began (unix ns)
+	onShutdown := func() {
+		stopping.Store(time.Now().UnixNano())
+		p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).
+			Msg("proxy stopping: finishing in-flight requests")
+	}
+	var err error
+	if sc.TLS == nil && !sc.StdHTTP1 {
+		err = p.serveH1(ctx, ln, sc, onShutdown)
+	} else {
+		err = p.serveStd(ctx, ln, sc, onShutdown)
+	}
+	if err == nil && stopping.Load() != 0 {
+		// The WebSockets too get the rest of the shutdown timeout.
+		wctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, stopping.Load()).Add(sc.ShutdownTimeout))
+		if n := p.targets.awaitUpgrades(wctx); n > 0 {
+			p.log.Warn().Int("websockets", n).Msg("proxy stopping: shutdown timeout passed; closed the WebSockets still open")
+		}
+		cancel()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The graceful stop ran out of time and the client connections are
+		// closed: give up on the requests still waiting for the app too.
+		p.targets.abort()
+	}
+	return err
+}
+
+// serveH1 serves plain HTTP/1 with package h1.
+func (p *Proxy) serveH1(ctx context.Context, ln net.Listener, sc ServerConfig, onShutdown func()) error {
+	srv := &h1.Server{
+		Handler:           sc.Handler,
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ConnContext:       connContext,
+		ErrorLog:          p.errLog,
+	}
+	if !p.cfg.DisableStats {
+		srv.ConnState = p.connState // for Connections
+	}
+	srv.RegisterOnShutdown(onShutdown)
+	var fresh freshConns
+	srv.ConnState = fresh.wrap(srv.ConnState)
+	return serveUntil(ctx, srv, ln, sc.ShutdownTimeout, &fresh)
+}
+
+// serveStd serves with net/http: TLS (with HTTP/2), or plain HTTP/1 when
+// asked.
+func (p *Proxy) serveStd(ctx context.Context, ln net.Listener, sc ServerConfig, onShutdown func()) error {
 	if sc.TLS != nil {
 		if l := limitOf(ln); l != nil {
 			l.quiet.Store(true)
@@ -57,27 +116,15 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 	if !p.cfg.DisableStats {
 		srv.ConnState = p.connState // for Connections
 	}
-	var stopping atomic.Int64 // when the graceful stop began (unix ns)
-	srv.RegisterOnShutdown(func() {
-		stopping.Store(time.Now().UnixNano())
-		p.log.Info().Str("addr", ln.Addr().String()).Dur("timeout", sc.ShutdownTimeout).
-			Msg("proxy stopping: finishing in-flight requests")
-	})
-	err := ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
-	if err == nil && stopping.Load() != 0 {
-		// The WebSockets too get the rest of the shutdown timeout.
-		wctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, stopping.Load()).Add(sc.ShutdownTimeout))
-		if n := p.targets.awaitUpgrades(wctx); n > 0 {
-			p.log.Warn().Int("websockets", n).Msg("proxy stopping: shutdown timeout passed; closed the WebSockets still open")
-		}
-		cancel()
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		// The graceful stop ran out of time and the client connections are
-		// closed: give up on the requests still waiting for the app too.
-		p.targets.abort()
-	}
-	return err
+	srv.RegisterOnShutdown(onShutdown)
+	return ServeUntil(ctx, srv, ln, sc.ShutdownTimeout)
+}
+
+// server is what ServeUntil needs of net/http's server and of h1's.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // ServeUntil serves srv on ln until ctx ends, then shuts it down gracefully:
@@ -89,7 +136,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, sc ServerConfig) err
 // called ServeUntil.
 func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration) error {
 	var fresh freshConns
-	fresh.track(srv)
+	srv.ConnState = fresh.wrap(srv.ConnState)
+	return serveUntil(ctx, srv, ln, timeout, &fresh)
+}
+
+func serveUntil(ctx context.Context, srv server, ln net.Listener, timeout time.Duration, fresh *freshConns) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,22 +50,27 @@ const acceptGrace = time.Second
 // accepting, then waits for these to be read (ServeUntil). Without this,
 // the last connections the old process accepts in an upgrade would fail.
 type freshConns struct {
+	n     atomic.Int64 // len(conns), read without the lock
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
 
-// track wraps srv.ConnState to count srv's fresh connections.
-func (f *freshConns) track(srv *http.Server) {
+// wrap returns prev (a ConnState hook, or nil) counting fresh connections
+// first. A connection leaves the count at its first change of state; once
+// none is fresh the hook costs an atomic load.
+func (f *freshConns) wrap(prev func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	f.conns = map[net.Conn]struct{}{}
-	prev := srv.ConnState
-	srv.ConnState = func(c net.Conn, s http.ConnState) {
-		f.mu.Lock()
-		if s == http.StateNew {
-			f.conns[c] = struct{}{}
-		} else {
-			delete(f.conns, c)
+	return func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew || f.n.Load() > 0 {
+			f.mu.Lock()
+			if s == http.StateNew {
+				f.conns[c] = struct{}{}
+			} else {
+				delete(f.conns, c)
+			}
+			f.n.Store(int64(len(f.conns)))
+			f.mu.Unlock()
 		}
-		f.mu.Unlock()
 		if prev != nil {
 			prev(c, s)
 		}
@@ -75,10 +81,7 @@ func (f *freshConns) track(srv *http.Server) {
 func (f *freshConns) await(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		f.mu.Lock()
-		n := len(f.conns)
-		f.mu.Unlock()
-		if n == 0 {
+		if f.n.Load() == 0 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -13,6 +13,9 @@ import (
 // The kinds of proxy StartProxy knows.
 const (
 	Switchyard = "switchyard" // the binary under test
+	// SwitchyardStd is switchyard serving HTTP/1 with net/http's server
+	// (--std-http1), to measure its own server against it.
+	SwitchyardStd = "switchyard-std"
 	HAProxy    = "haproxy"    // configured as the gunicorn-proxy image does
 	Nginx      = "nginx"      // a comparably configured keep-alive reverse proxy
 	PlainProxy = "plainproxy" // net/http/httputil.ReverseProxy, the Go reference
@@ -87,12 +90,15 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 		return nil, err
 	}
 	switch kind {
-	case Switchyard:
+	case Switchyard, SwitchyardStd:
 		if _, err := os.Stat(bins.Switchyard); err != nil {
 			return nil, fmt.Errorf("%w: switchyard at %q: %v (build it: go build -o /tmp/switchyard ./cmd/switchyard)",
 				ErrUnavailable, bins.Switchyard, err)
 		}
-		argv := switchyardArgv(bins.Switchyard, addr, cmp.Or(o.SwitchyardLog, g.Path("switchyard-access", ".log")), o)
+		argv := switchyardArgv(bins.Switchyard, addr, cmp.Or(o.SwitchyardLog, g.Path(kind+"-access", ".log")), o)
+		if kind == SwitchyardStd {
+			argv = append(argv, "--std-http1")
+		}
 		return g.Start(kind, addr, argv, o.Env)
 	case PlainProxy:
 		var env []string
@@ -122,8 +128,8 @@ func (g *Group) StartProxy(kind string, bins Binaries, o Options) (*Process, err
 		}
 		return g.Start(kind, addr, []string{bin, "-p", g.Dir, "-c", cfg, "-e", g.Path("nginx-startup", ".log")}, nil)
 	}
-	return nil, fmt.Errorf("unknown proxy %q (want %s, %s, %s, %s or %s)",
-		kind, Switchyard, HAProxy, Nginx, PlainProxy, Direct)
+	return nil, fmt.Errorf("unknown proxy %q (want %s, %s, %s, %s, %s or %s)",
+		kind, Switchyard, SwitchyardStd, HAProxy, Nginx, PlainProxy, Direct)
 }
 
 // switchyardArgv is the command line of a switchyard serving o on addr.

@@ -1,0 +1,630 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// bufferBeforeChunking is how much of a body of unknown length is held
+// before the response goes out chunked: a body that ends within it gets a
+// Content-Length instead (net/http's figure).
+const bufferBeforeChunking = 2048
+
+// response is the http.ResponseWriter of one request. One per connection,
+// reset for each request.
+//
+// Unlike net/http's, it reads the handler's header when the response
+// goes out (the first write past the buffer, a Flush, or the handler's
+// return), not as it was at WriteHeader: the proxy does not change a
+// header once it has called WriteHeader, and the copy would cost every
+// request.
+type response struct {
+	c    *conn
+	req  *http.Request
+	body *reqBody // nil without a body
+
+	header      http.Header
+	status      int   // the final status, once WriteHeader is called
+	cl          int64 // the declared or computed Content-Length, -1: none
+	written     int64
+	pending     []byte // the body before the head goes out
+	wroteHeader bool
+	committed   bool // the head is in the output buffer
+	chunked     bool
+	closeAfter  bool
+	fullDuplex  bool
+
+	continueMu  sync.Mutex  // serialises 100 Continue with the other answers
+	canContinue atomic.Bool // 100 Continue may still be sent
+}
+
+func (w *response) reset(c *conn, req *http.Request) {
+	h := w.header
+	if h == nil {
+		h = make(http.Header, 8)
+	}
+	clear(h)
+	*w = response{c: c, req: req, header: h, cl: -1, pending: w.pending[:0]}
+	w.closeAfter = req.Close || !req.ProtoAtLeast(1, 1) && !wants10KeepAlive(req)
+	if req.Body != nil && req.Body != http.NoBody {
+		b := &c.body
+		*b = reqBody{rc: req.Body, w: w}
+		w.body = b
+		req.Body = b
+	}
+}
+
+func wants10KeepAlive(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor == 0 && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "keep-alive")
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.c.hijacked.Load() {
+		w.c.srv.logf("h1: WriteHeader on a hijacked connection")
+		return
+	}
+	if w.wroteHeader {
+		w.c.srv.logf("h1: superfluous WriteHeader(%d)", code)
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("h1: invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 101 || code > 199 {
+		w.disableContinue()
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		w.informational(code)
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	if v := w.header["Content-Length"]; len(v) > 0 {
+		n, err := strconv.ParseInt(v[0], 10, 64)
+		if err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			w.c.srv.logf("h1: invalid Content-Length of %q", v[0])
+			delete(w.header, "Content-Length")
+		}
+	}
+}
+
+// informational sends a 1xx answer at once, with the header as it is.
+func (w *response) informational(code int) {
+	w.continueMu.Lock()
+	defer w.continueMu.Unlock()
+	o := &w.c.out
+	o.b = appendStatusLine(o.b, w.req, code)
+	o.b = w.c.appendFields(o.b, w.header, skipLength|skipEncoding)
+	o.b = append(o.b, "\r\n"...)
+	o.flush()
+}
+
+func (w *response) disableContinue() {
+	if w.body == nil || !w.canContinue.Load() {
+		return
+	}
+	w.continueMu.Lock()
+	w.canContinue.Store(false)
+	w.continueMu.Unlock()
+}
+
+// writeContinue sends 100 Continue before the body is first read, unless
+// an answer went out already.
+func (w *response) writeContinue() {
+	w.continueMu.Lock()
+	if w.canContinue.Load() {
+		w.canContinue.Store(false)
+		w.c.out.b = append(w.c.out.b, "HTTP/1.1 100 Continue\r\n\r\n"...)
+		w.c.out.flush()
+	}
+	w.continueMu.Unlock()
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if w.c.hijacked.Load() {
+		return 0, http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.cl != -1 && w.written > w.cl {
+		return 0, http.ErrContentLength
+	}
+	if !w.committed {
+		if w.cl == -1 && len(w.pending)+len(p) <= cap(w.pending) {
+			w.pending = append(w.pending, p...)
+			return len(p), nil
+		}
+		w.commit(false)
+	}
+	if err := w.writeBody(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *response) WriteString(s string) (int, error) {
+	// Small strings (the proxy's own answers) go by the buffer without an
+	// allocation; the rest through Write.
+	if len(s) <= bufferBeforeChunking && w.wroteHeader && !w.committed && w.cl == -1 && bodyAllowed(w.status) &&
+		len(w.pending)+len(s) <= cap(w.pending) && !w.c.hijacked.Load() {
+		w.written += int64(len(s))
+		w.pending = append(w.pending, s...)
+		return len(s), nil
+	}
+	return w.Write([]byte(s))
+}
+
+// writeBody puts p in the output, framed. HEAD's body is dropped.
+func (w *response) writeBody(p []byte) error {
+	if w.req.Method == http.MethodHead || len(p) == 0 {
+		return nil
+	}
+	o := &w.c.out
+	if w.chunked {
+		o.b = strconv.AppendInt(o.b, int64(len(p)), 16)
+		o.b = append(o.b, "\r\n"...)
+		o.write(p)
+		o.b = append(o.b, "\r\n"...)
+	} else {
+		o.write(p)
+	}
+	return o.err
+}
+
+// commit puts the status line and the header in the output: the framing
+// is chosen now, as net/http's chunkWriter.writeHeader does. With final,
+// the handler has returned and the pending body is all of it.
+func (w *response) commit(final bool) {
+	w.committed = true
+	c, h, code := w.c, w.header, w.status
+	keys, trailers := c.sortedKeys(h)
+	te := first(h["Transfer-Encoding"])
+	hasTE := te != ""
+	var skip skipSet
+	ownCL := false // the length is computed here, not declared
+	if final && !trailers && !hasTE && bodyAllowed(code) && w.cl == -1 && (w.req.Method != http.MethodHead || len(w.pending) > 0) {
+		w.cl, ownCL = int64(len(w.pending)), true
+	}
+	w.decideClose(h)
+	var ctype string
+	if bodyAllowed(code) {
+		if _, ok := h["Content-Type"]; !ok && !hasTE && first(h["Content-Encoding"]) == "" {
+			ctype = w.sniff()
+		}
+	} else {
+		skip |= skipLength | skipEncoding
+		if code == http.StatusNotModified {
+			skip |= skipType
+		}
+	}
+	hasCL := w.cl != -1
+	if hasCL && hasTE && te != "identity" {
+		c.srv.logf("h1: WriteHeader with both Transfer-Encoding %q and Content-Length %d", te, w.cl)
+		skip |= skipLength
+		hasCL, w.cl, ownCL = false, -1, false
+	}
+	switch {
+	case w.req.Method == http.MethodHead || !bodyAllowed(code):
+		skip |= skipEncoding
+	case hasCL:
+		skip |= skipEncoding
+	case w.req.ProtoAtLeast(1, 1) && te != "identity":
+		w.chunked = true
+		skip |= skipEncoding | skipLength
+	default:
+		w.closeAfter = true
+		skip |= skipEncoding
+	}
+	connection := ""
+	if w.closeAfter && (c.srv.shutdown.Load() || !httpguts.HeaderValuesContainsToken(h["Connection"], "close")) &&
+		!(code == http.StatusSwitchingProtocols && isProtocolSwitch(h)) {
+		skip |= skipConnection
+		if w.req.ProtoAtLeast(1, 1) {
+			connection = "close"
+		}
+	} else if !w.closeAfter && !w.req.ProtoAtLeast(1, 1) {
+		if _, ok := h["Connection"]; !ok {
+			connection = "keep-alive"
+		}
+	}
+	o := &c.out
+	o.b = appendStatusLine(o.b, w.req, code)
+	o.b = c.appendKeys(o.b, h, keys, skip)
+	if ctype != "" {
+		o.b = append(append(append(o.b, "Content-Type: "...), ctype...), "\r\n"...)
+	}
+	if connection != "" {
+		o.b = append(append(append(o.b, "Connection: "...), connection...), "\r\n"...)
+	}
+	if w.chunked {
+		o.b = append(o.b, "Transfer-Encoding: chunked\r\n"...)
+	} else if ownCL {
+		o.b = strconv.AppendInt(append(o.b, "Content-Length: "...), w.cl, 10)
+		o.b = append(o.b, "\r\n"...)
+	}
+	if _, ok := h["Date"]; !ok {
+		o.b = append(append(append(o.b, "Date: "...), c.now()...), "\r\n"...)
+	}
+	o.b = append(o.b, "\r\n"...)
+	if len(w.pending) > 0 {
+		p := w.pending
+		w.pending = w.pending[:0]
+		_ = w.writeBody(p)
+	}
+}
+
+// decideClose settles whether the connection closes after this response,
+// net/http's rules: the request asked for it (or is HTTP/1.0 without
+// keep-alive), the handler said Connection: close, the server stops, or
+// a request body was left unread that cannot be dropped.
+func (w *response) decideClose(h http.Header) {
+	if w.req.ProtoMajor == 1 && w.req.ProtoMinor == 0 && wants10KeepAlive(w.req) &&
+		!(w.req.Method == http.MethodHead || w.cl != -1 || !bodyAllowed(w.status)) {
+		w.closeAfter = true
+	}
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutdown.Load() ||
+		w.status == http.StatusSwitchingProtocols {
+		w.closeAfter = true
+	}
+	b := w.body
+	if b == nil || b.eof.Load() || w.closeAfter {
+		return
+	}
+	if w.canContinue.Load() {
+		w.closeAfter = true // 100 Continue never sent: the body will not come
+		return
+	}
+	if w.fullDuplex {
+		return
+	}
+	// Clients that send their whole request before reading the response
+	// would deadlock on a body nobody reads: drop it now, if it is short.
+	if !b.drain(w.c) {
+		w.closeAfter = true
+	}
+}
+
+// sniff names the body's content type from its first bytes.
+func (w *response) sniff() string {
+	if len(w.pending) == 0 {
+		return ""
+	}
+	return http.DetectContentType(w.pending)
+}
+
+func (w *response) FlushError() error {
+	if w.c.hijacked.Load() {
+		return http.ErrHijacked
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(false)
+	}
+	w.c.out.flush()
+	return w.c.out.err
+}
+
+func (w *response) Flush() { _ = w.FlushError() }
+
+// SetReadDeadline and SetWriteDeadline serve http.ResponseController.
+func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+
+// EnableFullDuplex lets the handler read the request body after the
+// response has begun; without it the body's rest is read and dropped
+// before the response goes out, as net/http does.
+func (w *response) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
+
+// Hijack hands the connection to the handler, with what is buffered of it.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c := w.c
+	if c.hijacked.Load() {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.wroteHeader && !w.committed {
+		w.commit(false)
+	}
+	c.cr.watch.stop(c)
+	c.out.flush()
+	if c.out.err != nil {
+		return nil, nil, c.out.err
+	}
+	c.hijacked.Store(true)
+	_ = c.rwc.SetDeadline(time.Time{})
+	c.srv.forget(c)
+	c.srv.setState(c, http.StateHijacked)
+	return c.rwc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc)), nil
+}
+
+// finish completes the response once the handler has returned.
+func (w *response) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(true)
+	}
+	o := &w.c.out
+	if w.chunked {
+		o.b = append(o.b, "0\r\n"...)
+		o.b = w.appendTrailer(o.b)
+		o.b = append(o.b, "\r\n"...)
+	}
+	if w.req.Method != http.MethodHead && w.cl != -1 && bodyAllowed(w.status) && w.cl != w.written {
+		w.closeAfter = true // too short: the client would wait for the rest
+	}
+	o.flush()
+}
+
+// failed reports whether the client could not be written to.
+func (w *response) failed() bool { return w.c.out.err != nil }
+
+// appendTrailer appends the trailer fields: the declared ones, and those
+// set under http.TrailerPrefix.
+func (w *response) appendTrailer(b []byte) []byte {
+	t := http.Header{}
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			t[textproto.CanonicalMIMEHeaderKey(name)] = vv
+		}
+	}
+	for _, v := range w.header["Trailer"] {
+		for _, name := range strings.Split(v, ",") {
+			name = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(name))
+			switch name {
+			case "", "Transfer-Encoding", "Trailer", "Content-Length":
+				continue
+			}
+			if vv, ok := w.header[name]; ok {
+				t[name] = vv
+			}
+		}
+	}
+	if len(t) == 0 {
+		return b
+	}
+	keys, _ := w.c.sortedKeys(t)
+	return w.c.appendKeys(b, t, keys, 0)
+}
+
+func bodyAllowed(code int) bool {
+	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
+}
+
+func isProtocolSwitch(h http.Header) bool {
+	return first(h["Upgrade"]) != "" && httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func appendStatusLine(b []byte, r *http.Request, code int) []byte {
+	if r.ProtoAtLeast(1, 1) {
+		b = append(b, "HTTP/1.1 "...)
+	} else {
+		b = append(b, "HTTP/1.0 "...)
+	}
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(code); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(code), 10)
+	}
+	return append(b, "\r\n"...)
+}
+
+// skipSet names the fields of the handler's header that the server writes
+// itself, or drops.
+type skipSet uint8
+
+const (
+	skipLength     skipSet = 1 << iota // Content-Length
+	skipEncoding                       // Transfer-Encoding
+	skipType                           // Content-Type
+	skipConnection                     // Connection
+)
+
+func (s skipSet) has(key string) bool {
+	switch key {
+	case "Content-Length":
+		return s&skipLength != 0
+	case "Transfer-Encoding":
+		return s&skipEncoding != 0
+	case "Content-Type":
+		return s&skipType != 0
+	case "Connection":
+		return s&skipConnection != 0
+	}
+	return false
+}
+
+// sortedKeys returns h's valid field names in order (net/http writes them
+// sorted), less trailers; trailers reports whether h announces any.
+func (c *conn) sortedKeys(h http.Header) (keys []string, trailers bool) {
+	keys = c.keys[:0]
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			trailers = true
+			continue
+		}
+		if k == "Trailer" {
+			trailers = true
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	c.keys = keys
+	return keys, trailers
+}
+
+// appendFields appends all of h but the skipped fields.
+func (c *conn) appendFields(b []byte, h http.Header, skip skipSet) []byte {
+	keys, _ := c.sortedKeys(h)
+	return c.appendKeys(b, h, keys, skip)
+}
+
+// appendKeys appends h's fields named in keys, as net/http's
+// Header.WriteSubset does: invalid names dropped, line breaks in values
+// made spaces, values trimmed.
+func (c *conn) appendKeys(b []byte, h http.Header, keys []string, skip skipSet) []byte {
+	for _, k := range keys {
+		if skip != 0 && skip.has(k) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range h[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+func appendValue(b []byte, v string) []byte {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+	}
+	return append(b, textproto.TrimString(v)...)
+}
+
+// now returns the Date field's value, formatted once a second.
+func (c *conn) now() []byte {
+	t := time.Now()
+	if sec := t.Unix(); sec != c.dateSec || c.date == nil {
+		c.dateSec = sec
+		c.date = t.UTC().AppendFormat(c.date[:0], http.TimeFormat)
+	}
+	return c.date
+}
+
+// reqBody is the request's body as the handler reads it: it sends 100
+// Continue before the first read when the client expects it, and notes
+// the end, so that the connection knows whether the body was all read.
+type reqBody struct {
+	rc     io.ReadCloser // http.ReadRequest's body
+	w      *response
+	eof    atomic.Bool
+	closed atomic.Bool
+}
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.w.canContinue.Load() {
+		b.w.writeContinue()
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// Close stops the handler's reads; what is left is read and dropped (or
+// the connection closed) when the response is done.
+func (b *reqBody) Close() error {
+	b.closed.Store(true)
+	return nil
+}
+
+// drain reads and drops the rest of the body, up to a limit and for at
+// most the header timeout. It reports whether the body ended.
+func (b *reqBody) drain(c *conn) bool {
+	if b.eof.Load() {
+		return true
+	}
+	if t := c.srv.ReadHeaderTimeout; t > 0 {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(t))
+		defer c.rwc.SetReadDeadline(time.Time{})
+	}
+	_, err := io.CopyN(io.Discard, b.rc, maxPostHandlerReadBytes+1)
+	if errors.Is(err, io.EOF) {
+		b.eof.Store(true)
+		return true
+	}
+	return false
+}
+
+// outBuf is the connection's output buffer: a response's head and small
+// bodies gather in it; a large write goes out with it in one writev.
+type outBuf struct {
+	w    io.Writer
+	tcp  *net.TCPConn
+	b    []byte
+	vec  net.Buffers
+	err  error
+	size int
+}
+
+func (o *outBuf) init(w io.Writer, tcp *net.TCPConn) {
+	o.w, o.tcp, o.size = w, tcp, 4<<10
+	o.b = make([]byte, 0, o.size)
+}
+
+func (o *outBuf) write(p []byte) {
+	if o.err != nil {
+		return
+	}
+	if len(o.b)+len(p) <= o.size {
+		o.b = append(o.b, p...)
+		return
+	}
+	if o.tcp == nil || len(p) < o.size/2 {
+		o.flush()
+		if len(p) < o.size/2 {
+			o.b = append(o.b, p...)
+		} else if o.err == nil {
+			_, o.err = o.w.Write(p)
+		}
+		return
+	}
+	o.vec = append(o.vec[:0], o.b, p)
+	_, o.err = o.vec.WriteTo(o.tcp)
+	o.vec = o.vec[:0]
+	o.b = o.b[:0]
+}
+
+func (o *outBuf) flush() {
+	if len(o.b) == 0 || o.err != nil {
+		o.b = o.b[:0]
+		return
+	}
+	_, o.err = o.w.Write(o.b)
+	o.b = o.b[:0]
+}
