@@ -12,12 +12,21 @@ import (
 // The cost of TLS per request: the same proxy, backend and keep-alive
 // client, served by Serve on a loopback listener with and without TLS.
 // Client, proxy and backend share the process, so cpu-ns/op (the process's
-// CPU time per request) counts TLS on both ends of the client connection:
+// CPU time per request) counts TLS on both ends of the client connection.
+// Plain is served by h1, PlainStd by net/http's server (--std-http1):
 //
-//	go test -run '^$' -bench '^Benchmark(Plain|TLS|TLSHTTP2|TLSHandshake)$' -benchmem ./internal/proxy
-func BenchmarkPlain(b *testing.B)    { benchServe(b, false, false) }
+//	go test -run '^$' -bench '^Benchmark(Plain|PlainStd|TLS|TLSHTTP2|TLSHandshake)$' -benchmem ./internal/proxy
+func BenchmarkPlain(b *testing.B) { benchServe(b, false, false) }
+func BenchmarkPlainStd(b *testing.B) {
+	stdHTTP1 = true
+	defer func() { stdHTTP1 = false }()
+	benchServe(b, false, false)
+}
 func BenchmarkTLS(b *testing.B)      { benchServe(b, true, false) }
 func BenchmarkTLSHTTP2(b *testing.B) { benchServe(b, true, true) }
+
+// stdHTTP1 makes benchServer serve plain HTTP/1 with net/http.
+var stdHTTP1 bool
 
 // benchServer serves a proxy to a benchBackend, with TLS when conf is set,
 // and returns its address.
@@ -35,7 +44,7 @@ func benchServer(b *testing.B, conf *tls.Config) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	serveTest(b, p, ln, ServerConfig{TLS: conf, ShutdownTimeout: 5 * time.Second})
+	serveTest(b, p, ln, ServerConfig{TLS: conf, ShutdownTimeout: 5 * time.Second, StdHTTP1: stdHTTP1})
 	return ln.Addr().String()
 }
 
