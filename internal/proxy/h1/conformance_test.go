@@ -127,7 +127,7 @@ func exchange(t testing.TB, addr, req string, then []string, n int) outcome {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	// Written on its own goroutine: a server that answers before reading
 	// a large body must not deadlock the test.
 	go func() { _, _ = io.WriteString(c, req) }()
@@ -188,7 +188,9 @@ func summarize(resp *http.Response) answer {
 	_ = resp.Body.Close()
 	a.Body = string(body)
 	if err != nil {
-		a.BodyErr = "broken"
+		// How much of a cut body gets out is the servers' buffering, not
+		// behaviour: only the cut is compared.
+		a.Body, a.BodyErr = "", "broken"
 	}
 	if len(resp.Trailer) > 0 {
 		a.Trailer = resp.Trailer
@@ -230,12 +232,24 @@ type conformanceCase struct {
 	// h1Differs, when set, is a documented difference: h1's outcome is
 	// checked by it instead of being compared with net/http's.
 	h1Differs func(t *testing.T, std, h1 outcome)
+	cfg       *serverConfig // nil: defaultConfig
+	// ignoreClose: whether the server closes is not compared (net/http's
+	// own behaviour there is an accident, see the row).
+	ignoreClose bool
 }
 
 const get = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
 func write(s string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, s) }
+}
+
+// typed writes s with a Content-Type set, so that sniffing plays no part.
+func typed(s string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, s)
+	}
 }
 
 func echo(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(w, r.Body) }
@@ -251,13 +265,22 @@ var big = strings.Repeat("0123456789abcdef", 256) // 4096 bytes: past the 2048 b
 var conformanceCases = []conformanceCase{
 	// Framing of a body of unknown length.
 	{name: "small body gets Content-Length", handler: write("hello"), req: get},
-	{name: "large body goes chunked", handler: write(big), req: get},
+	{name: "large body goes chunked", handler: typed(big), req: get},
 	{name: "handler sets Content-Length", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", "4096")
 		_, _ = io.WriteString(w, big)
 	}},
 	{name: "no body: Content-Length 0", handler: nothing, req: get},
 	{name: "sniffed Content-Type", handler: write("<html><body>hi</body></html>"), req: get},
+	// net/http sniffs the first write whatever its size; these are the
+	// cases where the body does not sit in h1's 2048-byte buffer.
+	{name: "sniffed Content-Type, first write > 2048", handler: write(big), req: get},
+	{name: "sniffed Content-Type, declared Content-Length", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "4096")
+		_, _ = io.WriteString(w, big)
+	}},
+	{name: "sniffed Content-Type, HEAD, first write > 2048", handler: write(big), req: "HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n"},
 	{name: "empty Content-Type: no sniff", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Type"] = nil
 		_, _ = io.WriteString(w, "<html><body>hi</body></html>")
@@ -286,7 +309,7 @@ var conformanceCases = []conformanceCase{
 
 	// HEAD, bodiless statuses, 1xx.
 	{name: "HEAD with body written", handler: write("hello"), req: "HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n"},
-	{name: "HEAD with large body written", handler: write(big), req: "HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n"},
+	{name: "HEAD with large body written", handler: typed(big), req: "HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n"},
 	{name: "HEAD with declared Content-Length", req: "HEAD / HTTP/1.1\r\nHost: example.com\r\n\r\n", handler: func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "1234")
 	}},
@@ -312,7 +335,7 @@ var conformanceCases = []conformanceCase{
 	{name: "HTTP/1.0 closes", handler: write("hello"), req: "GET / HTTP/1.0\r\n\r\n"},
 	{name: "HTTP/1.0 keep-alive, known length", handler: write("hello"), n: 2,
 		req: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
-	{name: "HTTP/1.0 keep-alive, unknown length", handler: write(big),
+	{name: "HTTP/1.0 keep-alive, unknown length", handler: typed(big),
 		req: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
 	{name: "HTTP/1.0 keep-alive, flushed", req: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
 		handler: func(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +343,7 @@ var conformanceCases = []conformanceCase{
 			w.(http.Flusher).Flush()
 			_, _ = io.WriteString(w, "b")
 		}},
-	{name: "HTTP/1.0 HEAD keep-alive", handler: write(big), n: 2,
+	{name: "HTTP/1.0 HEAD keep-alive", handler: typed(big), n: 2,
 		req: "HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nHEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
 	{name: "Connection: close on 1.1", handler: write("hello"),
 		req: "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"},
@@ -344,8 +367,23 @@ var conformanceCases = []conformanceCase{
 	{name: "Expect 100-continue, body read", handler: echo, n: 2,
 		req:  "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
 		then: []string{"hello"}},
-	{name: "Expect 100-continue, body not read", handler: write("no"),
+	// The client waits for 100 Continue and so never sends the body:
+	// net/http answers at once (Connection: close). Without a
+	// ReadHeaderTimeout, whatever would bound a wait for the body is
+	// gone, which shows a server that waits for it. (net/http then never
+	// closes the connection itself: its body Close reads on; not compared.)
+	{name: "Expect 100-continue, body not read", handler: write("no"), ignoreClose: true,
+		cfg: &serverConfig{IdleTimeout: 5 * time.Second, MaxHeaderBytes: 4096},
 		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"},
+	{name: "Expect 100-continue, no body", handler: write("ok"),
+		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n"},
+	// net/http removes the Expect field it has dealt with.
+	{name: "Expect 100-continue, handler sees Expect", n: 2, then: []string{"hello"},
+		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+		handler: func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			_, _ = fmt.Fprintf(w, "%s expect=%q", b, r.Header["Expect"])
+		}},
 	{name: "Expect something else", handler: write("no"),
 		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: something-else\r\n\r\nhello"},
 	{name: "Expect 100-continue on HTTP/1.0", handler: echo,
@@ -370,24 +408,56 @@ var conformanceCases = []conformanceCase{
 		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
 	{name: "PRI preface on HTTP/1", handler: write("no"), req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"},
 
-	// Trailers.
+	// Trailers. Set after a flush, both servers see them the same way.
+	{name: "declared trailer, flushed", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-T")
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-T", "t-value")
+	}},
+	{name: "TrailerPrefix trailer, flushed", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set(http.TrailerPrefix+"X-U", "u-value")
+	}},
+	// Set after a small body but before the handler returns, they meet
+	// the documented difference: net/http froze the header at the implicit
+	// WriteHeader, h1 reads it at the handler's return.
 	{name: "declared trailer", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-T")
 		_, _ = io.WriteString(w, "body")
 		w.Header().Set("X-T", "t-value")
+	}, h1Differs: func(t *testing.T, std, h1 outcome) {
+		if len(std.Answers) != 1 || std.Answers[0].Trailer.Get("X-T") != "t-value" || std.Answers[0].Header.Get("X-T") != "" {
+			t.Errorf("net/http was expected to send X-T as a trailer only:\n%v", std)
+		}
+		// h1 sends it as a trailer, and as a header field too (it was
+		// in the map when the head went out).
+		if len(h1.Answers) != 1 || h1.Answers[0].Trailer.Get("X-T") != "t-value" || h1.Answers[0].Header.Get("X-T") != "t-value" {
+			t.Errorf("h1 was expected to send X-T as a trailer and a header field:\n%v", h1)
+		}
 	}},
 	{name: "TrailerPrefix trailer", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "body")
 		w.Header().Set(http.TrailerPrefix+"X-U", "u-value")
+	}, h1Differs: func(t *testing.T, std, h1 outcome) {
+		if len(std.Answers) != 1 || std.Answers[0].Framing != "length" || std.Answers[0].Trailer != nil {
+			t.Errorf("net/http was expected to drop the trailer (Content-Length framing):\n%v", std)
+		}
+		if len(h1.Answers) != 1 || h1.Answers[0].Framing != "chunked" || h1.Answers[0].Trailer.Get("X-U") != "u-value" {
+			t.Errorf("h1 was expected to go chunked and send the trailer:\n%v", h1)
+		}
 	}},
 
 	// Panics.
 	{name: "ErrAbortHandler mid chunked body", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, big)
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}},
 	{name: "ErrAbortHandler mid body, not flushed", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, big)
 		panic(http.ErrAbortHandler)
 	}},
@@ -422,9 +492,13 @@ func TestConformance(t *testing.T) {
 			if n == 0 {
 				n = 1
 			}
+			cfg := defaultConfig
+			if tc.cfg != nil {
+				cfg = *tc.cfg
+			}
 			got := map[string]outcome{}
 			for _, s := range servers {
-				addr := s.start(t, tc.handler, defaultConfig)
+				addr := s.start(t, tc.handler, cfg)
 				got[s.name] = exchange(t, addr, tc.req, tc.then, n)
 			}
 			std, h1 := got["net/http"], got["h1"]
@@ -436,7 +510,7 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("net/http gave nothing to compare with:\n%v", std)
 			}
 			if !reflect.DeepEqual(std.Answers, h1.Answers) || std.ReadErr != h1.ReadErr ||
-				std.Rest != h1.Rest || std.Closed != h1.Closed {
+				std.Rest != h1.Rest || std.Closed != h1.Closed && !tc.ignoreClose {
 				t.Errorf("h1 differs from net/http\nnet/http:\n%v\nh1:\n%v", std, h1)
 			}
 		})
