@@ -85,6 +85,7 @@ type answer struct {
 	Body    string
 	BodyErr string // "" or "broken": the body did not end as framed
 	Trailer http.Header
+	Close   bool // Connection: close (ReadResponse takes it out of Header)
 }
 
 // outcome is all a connection got.
@@ -174,7 +175,7 @@ func readErrKind(err error) string {
 }
 
 func summarize(resp *http.Response) answer {
-	a := answer{Proto: resp.Proto, Status: resp.StatusCode, Header: resp.Header.Clone()}
+	a := answer{Proto: resp.Proto, Status: resp.StatusCode, Header: resp.Header.Clone(), Close: resp.Close}
 	a.Header.Del("Date")
 	switch {
 	case len(resp.TransferEncoding) > 0:
@@ -206,7 +207,7 @@ func (o outcome) String() string {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		fmt.Fprintf(&b, "  #%d %s %d framing=%s body=%q%s trailer=%v\n", i, a.Proto, a.Status, a.Framing, trunc(a.Body), a.BodyErr, a.Trailer)
+		fmt.Fprintf(&b, "  #%d %s %d framing=%s close=%v body=%q%s trailer=%v\n", i, a.Proto, a.Status, a.Framing, a.Close, trunc(a.Body), a.BodyErr, a.Trailer)
 		for _, k := range keys {
 			fmt.Fprintf(&b, "      %s: %q\n", k, a.Header[k])
 		}
