@@ -499,6 +499,27 @@ var conformanceCases = []conformanceCase{
 		req: "POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.0\r\n\r\n"},
 	{name: "CONNECT without Host", handler: write("ok"), req: "CONNECT example.com:443 HTTP/1.1\r\n\r\n"},
 
+	// The header limit has net/http's 4096 bytes of slack.
+	{name: "header block within the slack", handler: write("ok"),
+		req: "GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + strings.Repeat("a", 6000) + "\r\n\r\n"},
+	{name: "header block at the slack's end", handler: write("ok"),
+		req: "GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + strings.Repeat("a", 8100) + "\r\n\r\n"},
+	{name: "second pipelined request, large header", handler: write("ok"), n: 2,
+		req: get + "GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + strings.Repeat("a", 7000) + "\r\n\r\n"},
+	{name: "chunked request on HTTP/1.0", handler: echo,
+		req: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"},
+	{name: "double space in request line", handler: write("ok"), req: "GET  / HTTP/1.1\r\nHost: example.com\r\n\r\n"},
+	{name: "body closed early by handler, large", handler: func(w http.ResponseWriter, r *http.Request) {
+		_ = r.Body.Close()
+		_, _ = io.WriteString(w, "ok")
+	}, req: post(strings.Repeat("x", 300<<10), "")},
+	{name: "body read after the response, no full duplex", req: post("hello", ""), handler: func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, big[:3000]) // goes out: past the buffer
+		b, err := io.ReadAll(r.Body)
+		w.Header().Set("X-Ignored", "") // no effect: the head is out
+		_, _ = fmt.Fprintf(w, " read=%q err=%v", b, err)
+	}},
+
 	// Panics.
 	{name: "ErrAbortHandler mid chunked body", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -491,3 +491,77 @@ func TestFullDuplex(t *testing.T) {
 		})
 	}
 }
+
+// TestConnStateConformance: the ConnState sequences of both servers for
+// the same client, including requests that fail.
+func TestConnStateConformance(t *testing.T) {
+	hijack := func(w http.ResponseWriter, r *http.Request) {
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			c.Close()
+		}
+	}
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		req     string
+	}{
+		{"two requests", ok, get + get},
+		{"hijacked", hijack, get},
+		{"malformed request", ok, "GARBAGE\r\n\r\n"},
+		{"partial request, client leaves", ok, "GET / HTTP/1.1\r\n"},
+		{"nothing sent", ok, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			for _, s := range servers {
+				var mu sync.Mutex
+				var states []http.ConnState
+				end := make(chan struct{})
+				h := tc.handler
+				addr := ""
+				record := func(_ net.Conn, st http.ConnState) {
+					mu.Lock()
+					defer mu.Unlock()
+					states = append(states, st)
+					if st == http.StateClosed || st == http.StateHijacked {
+						close(end)
+					}
+				}
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr = ln.Addr().String()
+				switch s.name {
+				case "h1":
+					srv := &Server{Handler: h, ConnState: record, ErrorLog: quietLog}
+					go func() { _ = srv.Serve(ln) }()
+					t.Cleanup(func() { _ = srv.Close() })
+				default:
+					srv := &http.Server{Handler: h, ConnState: record, ErrorLog: quietLog}
+					go func() { _ = srv.Serve(ln) }()
+					t.Cleanup(func() { _ = srv.Close() })
+				}
+				c, br := dial(t, addr)
+				if tc.req != "" {
+					send(t, c, tc.req)
+				}
+				// Read what comes for a moment, then leave.
+				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				_, _ = io.ReadAll(br)
+				c.Close()
+				select {
+				case <-end:
+				case <-time.After(3 * time.Second):
+				}
+				mu.Lock()
+				got[s.name] = fmt.Sprint(states)
+				mu.Unlock()
+			}
+			if got["h1"] != got["net/http"] {
+				t.Errorf("ConnState: net/http %s, h1 %s", got["net/http"], got["h1"])
+			}
+		})
+	}
+}
