@@ -218,7 +218,7 @@ func (o outcome) String() string {
 
 func trunc(s string) string {
 	if len(s) > 300 {
-		return s[:300] + fmt.Sprintf("...(%d bytes)", len(s))
+		return s[:150] + fmt.Sprintf("...(%d bytes)...", len(s)) + s[len(s)-150:]
 	}
 	return s
 }
