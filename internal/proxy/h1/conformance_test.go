@@ -348,6 +348,9 @@ var conformanceCases = []conformanceCase{
 		req: "HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nHEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
 	{name: "Connection: close on 1.1", handler: write("hello"),
 		req: "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"},
+	// What follows a Connection: close request is not served.
+	{name: "Connection: close, then a pipelined request", handler: write("hello"), n: 2,
+		req: "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n" + get},
 	{name: "handler sets Connection: close", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		_, _ = io.WriteString(w, "bye")
@@ -385,6 +388,9 @@ var conformanceCases = []conformanceCase{
 			b, _ := io.ReadAll(r.Body)
 			_, _ = fmt.Fprintf(w, "%s expect=%q", b, r.Header["Expect"])
 		}},
+	// curl-style: the body follows the headers without waiting.
+	{name: "Expect 100-continue, body sent at once", handler: echo, n: 2,
+		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"},
 	{name: "Expect something else", handler: write("no"),
 		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: something-else\r\n\r\nhello"},
 	{name: "Expect 100-continue on HTTP/1.0", handler: echo,
