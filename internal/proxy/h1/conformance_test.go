@@ -332,6 +332,24 @@ var conformanceCases = []conformanceCase{
 		_, _ = io.WriteString(w, "done")
 	}},
 
+	{name: "103 on HTTP/1.0", req: "GET / HTTP/1.0\r\n\r\n", n: 2, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		_, _ = io.WriteString(w, "done")
+	}},
+	{name: "103 before reading a 100-continue body", n: 3, then: []string{"", "hello"},
+		req: "POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+		handler: func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusEarlyHints)
+			echo(w, r)
+		}},
+	// 101 through WriteHeader, without Hijack: nothing can follow.
+	{name: "101 without hijack", req: get, handler: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Upgrade", "x")
+		w.Header().Set("Connection", "Upgrade")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+	}},
+
 	// Keep-alive and close.
 	{name: "HTTP/1.0 closes", handler: write("hello"), req: "GET / HTTP/1.0\r\n\r\n"},
 	{name: "HTTP/1.0 keep-alive, known length", handler: write("hello"), n: 2,
