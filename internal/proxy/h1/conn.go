@@ -62,6 +62,7 @@ type conn struct {
 
 	lastMethod string
 	keys       []string // the response's field names, sorted (reused)
+	declared   []string // its declared trailers (reused)
 	dateSec    int64
 	date       []byte
 	hijacked   atomic.Bool
@@ -85,11 +86,11 @@ func (c *conn) serve() {
 			return
 		}
 		req, err := c.readRequest()
+		s.setState(c, http.StateActive) // bytes came (await), as net/http counts
 		if err != nil {
 			c.refuse(err)
 			return
 		}
-		s.setState(c, http.StateActive)
 		if !c.serveRequest(req) {
 			return
 		}
@@ -210,7 +211,7 @@ func (e statusError) Error() string { return strconv.Itoa(e.code) + " " + e.text
 
 func badRequest(text string) error { return statusError{http.StatusBadRequest, text} }
 
-var errTooLarge = statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
+var errTooLarge = errors.New("h1: request headers too large")
 
 // readRequest reads and checks a request's line and headers, as
 // net/http's server does.
@@ -276,18 +277,21 @@ func (c *conn) refuse(err error) {
 	if isCommonNetReadError(err) {
 		return
 	}
+	var status, body string
 	var se statusError
 	switch {
+	case errors.Is(err, errTooLarge):
+		status = "431 Request Header Fields Too Large"
+		body = status
 	case errors.As(err, &se):
+		status = strconv.Itoa(se.code) + " " + http.StatusText(se.code) + ": " + se.text
+		body = status
 	case strings.Contains(err.Error(), "unsupported transfer encoding"):
-		se = statusError{http.StatusNotImplemented, "Unsupported transfer encoding"}
+		// The value is not echoed: it came from the client.
+		status, body = "501 Not Implemented", "Unsupported transfer encoding"
 	default:
-		se = statusError{http.StatusBadRequest, ""}
-	}
-	status := strconv.Itoa(se.code) + " " + http.StatusText(se.code)
-	body := status
-	if se.text != "" {
-		body += ": " + se.text
+		status = "400 Bad Request"
+		body = status
 	}
 	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+status+errorHeaders+body)
@@ -331,8 +335,11 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	switch {
 	case req.RequestURI == "*" && req.Method == http.MethodOptions:
 		h = optionsHandler{}
-	case expectsContinue(req) && req.ProtoAtLeast(1, 1) && req.ContentLength != 0:
-		w.canContinue.Store(true)
+	case expectsContinue(req):
+		if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+			w.expect = true
+			w.canContinue.Store(true)
+		}
 	case len(req.Header["Expect"]) > 0:
 		// RFC 9110 10.1.1: an expectation the server cannot meet.
 		h = expectationFailed{}

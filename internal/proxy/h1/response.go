@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -45,6 +46,7 @@ type response struct {
 	chunked     bool
 	closeAfter  bool
 	fullDuplex  bool
+	expect      bool // the client sends the body after 100 Continue
 
 	continueMu  sync.Mutex  // serialises 100 Continue with the other answers
 	canContinue atomic.Bool // 100 Continue may still be sent
@@ -157,7 +159,7 @@ func (w *response) Write(p []byte) (int, error) {
 			w.pending = append(w.pending, p...)
 			return len(p), nil
 		}
-		w.commit(false)
+		w.commit(false, p)
 	}
 	if err := w.writeBody(p); err != nil {
 		return 0, err
@@ -197,7 +199,7 @@ func (w *response) writeBody(p []byte) error {
 // commit puts the status line and the header in the output: the framing
 // is chosen now, as net/http's chunkWriter.writeHeader does. With final,
 // the handler has returned and the pending body is all of it.
-func (w *response) commit(final bool) {
+func (w *response) commit(final bool, next []byte) {
 	w.committed = true
 	c, h, code := w.c, w.header, w.status
 	keys, trailers := c.sortedKeys(h)
@@ -212,7 +214,7 @@ func (w *response) commit(final bool) {
 	var ctype string
 	if bodyAllowed(code) {
 		if _, ok := h["Content-Type"]; !ok && !hasTE && first(h["Content-Encoding"]) == "" {
-			ctype = w.sniff()
+			ctype = sniff(w.pending, next)
 		}
 	} else {
 		skip |= skipLength | skipEncoding
@@ -252,7 +254,14 @@ func (w *response) commit(final bool) {
 	}
 	o := &c.out
 	o.b = appendStatusLine(o.b, w.req, code)
-	o.b = c.appendKeys(o.b, h, keys, skip)
+	var declared []string
+	if trailers {
+		// A declared trailer goes in the trailer only, whenever the
+		// handler set it.
+		declared = declaredTrailers(c.declared[:0], h)
+		c.declared = declared
+	}
+	o.b = c.appendKeys(o.b, h, keys, skip, declared)
 	if ctype != "" {
 		o.b = append(append(append(o.b, "Content-Type: "...), ctype...), "\r\n"...)
 	}
@@ -293,8 +302,10 @@ func (w *response) decideClose(h http.Header) {
 	if b == nil || b.eof.Load() || w.closeAfter {
 		return
 	}
-	if w.canContinue.Load() {
-		w.closeAfter = true // 100 Continue never sent: the body will not come
+	if w.expect {
+		// The client may be waiting for 100 Continue before it sends the
+		// body: reading it now could wait for ever.
+		w.closeAfter = true
 		return
 	}
 	if w.fullDuplex {
@@ -305,14 +316,19 @@ func (w *response) decideClose(h http.Header) {
 	if !b.drain(w.c) {
 		w.closeAfter = true
 	}
+	b.closed.Store(true) // the handler reads no more of it (net/http: ErrBodyReadAfterClose)
 }
 
-// sniff names the body's content type from its first bytes.
-func (w *response) sniff() string {
-	if len(w.pending) == 0 {
+// sniff names the body's content type from its first bytes: those
+// pending, else the write that makes the head go out.
+func sniff(pending, next []byte) string {
+	if len(pending) == 0 {
+		pending = next
+	}
+	if len(pending) == 0 {
 		return ""
 	}
-	return http.DetectContentType(w.pending)
+	return http.DetectContentType(pending)
 }
 
 func (w *response) FlushError() error {
@@ -323,7 +339,7 @@ func (w *response) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.committed {
-		w.commit(false)
+		w.commit(false, nil)
 	}
 	w.c.out.flush()
 	return w.c.out.err
@@ -350,9 +366,16 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	if w.wroteHeader && !w.committed {
-		w.commit(false)
+		w.commit(false, nil)
 	}
 	c.cr.watch.stop(c)
+	if c.cr.watch.hasByte {
+		// The watch read the client's next byte: into the reader the
+		// handler gets, as net/http does.
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			return nil, nil, fmt.Errorf("h1: hijack: the byte read ahead: %w", err)
+		}
+	}
 	c.out.flush()
 	if c.out.err != nil {
 		return nil, nil, c.out.err
@@ -370,7 +393,7 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.committed {
-		w.commit(true)
+		w.commit(true, nil)
 	}
 	o := &w.c.out
 	if w.chunked {
@@ -396,23 +419,32 @@ func (w *response) appendTrailer(b []byte) []byte {
 			t[textproto.CanonicalMIMEHeaderKey(name)] = vv
 		}
 	}
-	for _, v := range w.header["Trailer"] {
-		for _, name := range strings.Split(v, ",") {
-			name = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(name))
-			switch name {
-			case "", "Transfer-Encoding", "Trailer", "Content-Length":
-				continue
-			}
-			if vv, ok := w.header[name]; ok {
-				t[name] = vv
-			}
+	for _, name := range declaredTrailers(w.c.declared[:0], w.header) {
+		if vv, ok := w.header[name]; ok {
+			t[name] = vv
 		}
 	}
 	if len(t) == 0 {
 		return b
 	}
 	keys, _ := w.c.sortedKeys(t)
-	return w.c.appendKeys(b, t, keys, 0)
+	return w.c.appendKeys(b, t, keys, 0, nil)
+}
+
+// declaredTrailers appends to list the field names h's Trailer announces,
+// less those that cannot be trailers.
+func declaredTrailers(list []string, h http.Header) []string {
+	for _, v := range h["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			name = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(name))
+			switch name {
+			case "", "Transfer-Encoding", "Trailer", "Content-Length":
+				continue
+			}
+			list = append(list, name)
+		}
+	}
+	return list
 }
 
 func bodyAllowed(code int) bool {
@@ -494,15 +526,15 @@ func (c *conn) sortedKeys(h http.Header) (keys []string, trailers bool) {
 // appendFields appends all of h but the skipped fields.
 func (c *conn) appendFields(b []byte, h http.Header, skip skipSet) []byte {
 	keys, _ := c.sortedKeys(h)
-	return c.appendKeys(b, h, keys, skip)
+	return c.appendKeys(b, h, keys, skip, nil)
 }
 
 // appendKeys appends h's fields named in keys, as net/http's
 // Header.WriteSubset does: invalid names dropped, line breaks in values
 // made spaces, values trimmed.
-func (c *conn) appendKeys(b []byte, h http.Header, keys []string, skip skipSet) []byte {
+func (c *conn) appendKeys(b []byte, h http.Header, keys []string, skip skipSet, declared []string) []byte {
 	for _, k := range keys {
-		if skip != 0 && skip.has(k) || !httpguts.ValidHeaderFieldName(k) {
+		if skip != 0 && skip.has(k) || !httpguts.ValidHeaderFieldName(k) || len(declared) > 0 && slices.Contains(declared, k) {
 			continue
 		}
 		for _, v := range h[k] {
@@ -515,9 +547,11 @@ func (c *conn) appendKeys(b []byte, h http.Header, keys []string, skip skipSet) 
 	return b
 }
 
+var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
 func appendValue(b []byte, v string) []byte {
 	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+		v = newlineToSpace.Replace(v)
 	}
 	return append(b, textproto.TrimString(v)...)
 }
