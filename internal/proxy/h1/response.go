@@ -196,88 +196,39 @@ func (w *response) writeBody(p []byte) error {
 	return o.err
 }
 
+// head is what commit decides about a response's head besides the
+// handler's fields.
+type head struct {
+	skip       skipSet  // handler's fields the server drops or writes itself
+	te         string   // the handler's Transfer-Encoding
+	ownCL      bool     // the Content-Length is computed here, not declared
+	ctype      string   // the sniffed Content-Type
+	connection string   // the Connection field the server adds
+	declared   []string // the declared trailers, sent in the trailer only
+}
+
 // commit puts the status line and the header in the output: the framing
 // is chosen now, as net/http's chunkWriter.writeHeader does. With final,
-// the handler has returned and the pending body is all of it.
+// the handler has returned and the pending body is all of it; next is the
+// write that makes the head go out, if one does.
 func (w *response) commit(final bool, next []byte) {
 	w.committed = true
-	c, h, code := w.c, w.header, w.status
+	c, h := w.c, w.header
 	keys, trailers := c.sortedKeys(h)
-	te := first(h["Transfer-Encoding"])
-	hasTE := te != ""
-	var skip skipSet
-	ownCL := false // the length is computed here, not declared
-	if final && !trailers && !hasTE && bodyAllowed(code) && w.cl == -1 && (w.req.Method != http.MethodHead || len(w.pending) > 0) {
-		w.cl, ownCL = int64(len(w.pending)), true
+	hd := head{te: first(h["Transfer-Encoding"])}
+	if final && !trailers && hd.te == "" && bodyAllowed(w.status) && w.cl == -1 &&
+		(w.req.Method != http.MethodHead || len(w.pending) > 0) {
+		w.cl, hd.ownCL = int64(len(w.pending)), true
 	}
 	w.decideClose(h)
-	var ctype string
-	if bodyAllowed(code) {
-		if _, ok := h["Content-Type"]; !ok && !hasTE && first(h["Content-Encoding"]) == "" {
-			ctype = sniff(w.pending, next)
-		}
-	} else {
-		skip |= skipLength | skipEncoding
-		if code == http.StatusNotModified {
-			skip |= skipType
-		}
-	}
-	hasCL := w.cl != -1
-	if hasCL && hasTE && te != "identity" {
-		c.srv.logf("h1: WriteHeader with both Transfer-Encoding %q and Content-Length %d", te, w.cl)
-		skip |= skipLength
-		hasCL, w.cl, ownCL = false, -1, false
-	}
-	switch {
-	case w.req.Method == http.MethodHead || !bodyAllowed(code):
-		skip |= skipEncoding
-	case hasCL:
-		skip |= skipEncoding
-	case w.req.ProtoAtLeast(1, 1) && te != "identity":
-		w.chunked = true
-		skip |= skipEncoding | skipLength
-	default:
-		w.closeAfter = true
-		skip |= skipEncoding
-	}
-	connection := ""
-	if w.closeAfter && (c.srv.shutdown.Load() || !httpguts.HeaderValuesContainsToken(h["Connection"], "close")) &&
-		!(code == http.StatusSwitchingProtocols && isProtocolSwitch(h)) {
-		skip |= skipConnection
-		if w.req.ProtoAtLeast(1, 1) {
-			connection = "close"
-		}
-	} else if !w.closeAfter && !w.req.ProtoAtLeast(1, 1) {
-		if _, ok := h["Connection"]; !ok {
-			connection = "keep-alive"
-		}
-	}
-	o := &c.out
-	o.b = appendStatusLine(o.b, w.req, code)
-	var declared []string
+	w.contentFields(&hd, next)
+	w.frame(&hd)
+	w.connectionField(&hd)
 	if trailers {
-		// A declared trailer goes in the trailer only, whenever the
-		// handler set it.
-		declared = declaredTrailers(c.declared[:0], h)
-		c.declared = declared
+		hd.declared = declaredTrailers(c.declared[:0], h)
+		c.declared = hd.declared
 	}
-	o.b = c.appendKeys(o.b, h, keys, skip, declared)
-	if ctype != "" {
-		o.b = append(append(append(o.b, "Content-Type: "...), ctype...), "\r\n"...)
-	}
-	if connection != "" {
-		o.b = append(append(append(o.b, "Connection: "...), connection...), "\r\n"...)
-	}
-	if w.chunked {
-		o.b = append(o.b, "Transfer-Encoding: chunked\r\n"...)
-	} else if ownCL {
-		o.b = strconv.AppendInt(append(o.b, "Content-Length: "...), w.cl, 10)
-		o.b = append(o.b, "\r\n"...)
-	}
-	if _, ok := h["Date"]; !ok {
-		o.b = append(append(append(o.b, "Date: "...), c.now()...), "\r\n"...)
-	}
-	o.b = append(o.b, "\r\n"...)
+	w.writeHead(keys, &hd)
 	if len(w.pending) > 0 {
 		p := w.pending
 		w.pending = w.pending[:0]
@@ -285,38 +236,121 @@ func (w *response) commit(final bool, next []byte) {
 	}
 }
 
+// contentFields sniffs the Content-Type a body lacks, drops the fields a
+// status without a body must not have, and settles a Content-Length that
+// comes with a Transfer-Encoding.
+func (w *response) contentFields(hd *head, next []byte) {
+	h := w.header
+	if bodyAllowed(w.status) {
+		if _, ok := h["Content-Type"]; !ok && hd.te == "" && first(h["Content-Encoding"]) == "" {
+			hd.ctype = sniff(w.pending, next)
+		}
+	} else {
+		hd.skip |= skipLength | skipEncoding
+		if w.status == http.StatusNotModified {
+			hd.skip |= skipType
+		}
+	}
+	if w.cl != -1 && hd.te != "" && hd.te != "identity" {
+		w.c.srv.logf("h1: WriteHeader with both Transfer-Encoding %q and Content-Length %d", hd.te, w.cl)
+		hd.skip |= skipLength
+		w.cl, hd.ownCL = -1, false
+	}
+}
+
+// frame chooses the body's framing: none, Content-Length, chunked, or
+// until the connection closes (HTTP/1.0, or Transfer-Encoding: identity).
+func (w *response) frame(hd *head) {
+	switch {
+	case w.req.Method == http.MethodHead || !bodyAllowed(w.status) || w.cl != -1:
+		hd.skip |= skipEncoding
+	case w.req.ProtoAtLeast(1, 1) && hd.te != "identity":
+		w.chunked = true
+		hd.skip |= skipEncoding | skipLength
+	default:
+		w.closeAfter = true
+		hd.skip |= skipEncoding
+	}
+}
+
+// connectionField says close when the connection closes after the
+// response (unless the handler said it, or the response switches
+// protocols), and keep-alive to an HTTP/1.0 client that keeps it.
+func (w *response) connectionField(hd *head) {
+	h := w.header
+	switch {
+	case w.closeAfter && (w.c.srv.shutdown.Load() || !httpguts.HeaderValuesContainsToken(h["Connection"], "close")) &&
+		!(w.status == http.StatusSwitchingProtocols && isProtocolSwitch(h)):
+		hd.skip |= skipConnection
+		if w.req.ProtoAtLeast(1, 1) {
+			hd.connection = "close"
+		}
+	case !w.closeAfter && !w.req.ProtoAtLeast(1, 1):
+		if _, ok := h["Connection"]; !ok {
+			hd.connection = "keep-alive"
+		}
+	}
+}
+
+// writeHead appends the status line, the handler's fields and the
+// server's to the output.
+func (w *response) writeHead(keys []string, hd *head) {
+	c, o := w.c, &w.c.out
+	o.b = appendStatusLine(o.b, w.req, w.status)
+	o.b = c.appendKeys(o.b, w.header, keys, hd.skip, hd.declared)
+	o.b = appendField(o.b, "Content-Type", hd.ctype)
+	o.b = appendField(o.b, "Connection", hd.connection)
+	if w.chunked {
+		o.b = append(o.b, "Transfer-Encoding: chunked\r\n"...)
+	} else if hd.ownCL {
+		o.b = strconv.AppendInt(append(o.b, "Content-Length: "...), w.cl, 10)
+		o.b = append(o.b, "\r\n"...)
+	}
+	if _, ok := w.header["Date"]; !ok {
+		o.b = append(append(append(o.b, "Date: "...), c.now()...), "\r\n"...)
+	}
+	o.b = append(o.b, "\r\n"...)
+}
+
+// appendField appends "name: value" unless value is empty.
+func appendField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	return append(append(append(append(b, name...), ": "...), value...), "\r\n"...)
+}
+
 // decideClose settles whether the connection closes after this response,
 // net/http's rules: the request asked for it (or is HTTP/1.0 without
-// keep-alive), the handler said Connection: close, the server stops, or
-// a request body was left unread that cannot be dropped.
+// keep-alive and a known length), the handler said Connection: close, the
+// server stops, or a request body was left unread that cannot be dropped.
 func (w *response) decideClose(h http.Header) {
-	if w.req.ProtoMajor == 1 && w.req.ProtoMinor == 0 && wants10KeepAlive(w.req) &&
-		!(w.req.Method == http.MethodHead || w.cl != -1 || !bodyAllowed(w.status)) {
+	if wants10KeepAlive(w.req) && !(w.req.Method == http.MethodHead || w.cl != -1 || !bodyAllowed(w.status)) {
 		w.closeAfter = true
 	}
 	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") || w.c.srv.shutdown.Load() ||
 		w.status == http.StatusSwitchingProtocols {
 		w.closeAfter = true
 	}
+	w.settleBody()
+}
+
+// settleBody deals with a request body the handler left unread when the
+// response goes out: a client waiting for 100 Continue will not send it
+// (close after); else, without full duplex, it is read and dropped now if
+// short (close after if not), since clients that send their whole request
+// before reading the response would deadlock on it.
+func (w *response) settleBody() {
 	b := w.body
-	if b == nil || b.eof.Load() || w.closeAfter {
+	if b == nil || b.eof.Load() || w.closeAfter || w.fullDuplex && !w.expect {
 		return
 	}
-	if w.expect {
-		// The client may be waiting for 100 Continue before it sends the
-		// body: reading it now could wait for ever.
-		w.closeAfter = true
-		return
-	}
-	if w.fullDuplex {
-		return
-	}
-	// Clients that send their whole request before reading the response
-	// would deadlock on a body nobody reads: drop it now, if it is short.
-	if !b.drain(w.c) {
+	if w.expect || !b.drain(w.c) {
 		w.closeAfter = true
 	}
-	b.closed.Store(true) // the handler reads no more of it (net/http: ErrBodyReadAfterClose)
+	if !w.expect {
+		b.closed.Store(true) // the handler reads no more of it (net/http: ErrBodyReadAfterClose)
+	}
 }
 
 // sniff names the body's content type from its first bytes: those
