@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,6 +204,61 @@ func TestReviewConformance(t *testing.T) {
 			std, h1 := got["net/http"], got["h1"]
 			if !reflect.DeepEqual(std.Answers, h1.Answers) || std.ReadErr != h1.ReadErr || std.Rest != h1.Rest || std.Closed != h1.Closed {
 				t.Errorf("h1 differs from net/http\nnet/http:\n%v\nh1:\n%v", std, h1)
+			}
+		})
+	}
+}
+
+// The response's framing must follow one Content-Length, whatever the
+// handler does to its header after WriteHeader (the documented h1
+// difference — the header is read when the response goes out — must not
+// reach the framing): w.cl is parsed at WriteHeader, the head is written
+// from the map at commit, so a Content-Length set late is sent next to
+// the computed one (two, differing: a desync for whatever sits between),
+// and one deleted late leaves a keep-alive response with no framing at
+// all (the client reads until a close that does not come).
+func TestReviewLateContentLength(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"set after WriteHeader", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set("Content-Length", "10")
+			_, _ = io.WriteString(w, "abc")
+		}},
+		{"deleted after WriteHeader", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "3")
+			w.WriteHeader(http.StatusOK)
+			w.Header().Del("Content-Length")
+			_, _ = io.WriteString(w, "abc")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serve(t, &Server{Handler: tc.h})
+			c, br := dial(t, addr)
+			send(t, c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			var cls, tes int
+			var head strings.Builder
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("reading head: %v (so far %q)", err, head.String())
+				}
+				head.WriteString(line)
+				if line == "\r\n" {
+					break
+				}
+				name, _, _ := strings.Cut(line, ":")
+				switch http.CanonicalHeaderKey(name) {
+				case "Content-Length":
+					cls++
+				case "Transfer-Encoding":
+					tes++
+				}
+			}
+			if cls+tes != 1 || cls > 1 {
+				t.Errorf("want exactly one framing field, got:\n%s", head.String())
 			}
 		})
 	}
