@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -50,12 +51,11 @@ type conn struct {
 	remoteAddr string
 	ctx        context.Context // ConnContext's: values for every request
 
-	cr   connReader
-	br   *bufio.Reader
-	out  outBuf
-	w    response // reused by each request in turn
-	body reqBody  // the request's body, as w gives it to the handler
-	cur  *reqCtx  // the request in flight (conn goroutine only)
+	cr  connReader
+	br  *bufio.Reader
+	out outBuf
+	w   response // reused by each request in turn
+	cur *reqCtx  // the request in flight (conn goroutine only)
 
 	mu    sync.Mutex // guards phase
 	phase int
@@ -114,6 +114,7 @@ func (c *conn) end() {
 		return
 	}
 	if c.w.committed {
+		c.w.disableContinue()
 		c.out.flush() // what the handler sent before it panicked
 	}
 	_ = c.rwc.Close()
@@ -226,6 +227,9 @@ func (c *conn) readRequest() (*http.Request, error) {
 		peek, _ := c.br.Peek(4)
 		_, _ = c.br.Discard(leadingCRLF(peek))
 	}
+	// The head as buffered now: when it is all here (the usual case),
+	// ReadRequest reads it without refilling, so it is intact after.
+	pre, _ := c.br.Peek(c.br.Buffered())
 	req, err := http.ReadRequest(c.br)
 	if err != nil {
 		if c.cr.hitLimit {
@@ -238,11 +242,8 @@ func (c *conn) readRequest() (*http.Request, error) {
 	if req.ProtoMajor != 1 {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
-	if req.Host == "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
-		return nil, badRequest("missing required Host header")
-	}
-	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
-		return nil, badRequest("malformed Host header")
+	if err := checkHost(req, pre); err != nil {
+		return nil, err
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -256,6 +257,48 @@ func (c *conn) readRequest() (*http.Request, error) {
 	}
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	return req, nil
+}
+
+// checkHost applies net/http's rules: an HTTP/1.1 request but CONNECT
+// needs a Host field (an empty one is valid), and its value must be valid.
+// http.ReadRequest removes the field; whether it was there is read from
+// the head's bytes when they were all buffered, else an empty Host counts
+// as missing.
+func checkHost(req *http.Request, pre []byte) error {
+	if req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect &&
+		(req.Host == "" || !strings.HasPrefix(req.RequestURI, "/")) {
+		present, known := hostField(pre)
+		if known && !present || !known && req.Host == "" {
+			return badRequest("missing required Host header")
+		}
+	}
+	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
+		return badRequest("malformed Host header")
+	}
+	return nil
+}
+
+// hostField reports whether the request head in b has a Host field, and
+// whether b holds all of the head (else it cannot tell).
+func hostField(b []byte) (present, known bool) {
+	first := true
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false, false
+		}
+		line := bytes.TrimSuffix(b[:i], []byte("\r"))
+		b = b[i+1:]
+		switch {
+		case first:
+			first = false
+		case len(line) == 0:
+			return present, true
+		case len(line) >= 5 && bytes.EqualFold(line[:5], []byte("host:")):
+			present = true
+		}
+	}
+	return false, false
 }
 
 func leadingCRLF(b []byte) int {
@@ -351,7 +394,11 @@ func (c *conn) serveRequest(req *http.Request) bool {
 		return false
 	}
 	w.finish()
-	return c.keep(w)
+	keep := c.keep(w)
+	if w.body != nil {
+		w.body.closed.Store(true) // a late reader gets ErrBodyReadAfterClose
+	}
+	return keep
 }
 
 // keep decides, once a response is sent, whether the connection serves

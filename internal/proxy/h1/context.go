@@ -77,19 +77,30 @@ func (x *reqCtx) Err() error {
 	if now-last < int64(probeEvery) || !x.probed.CompareAndSwap(last, now) {
 		return nil
 	}
-	if x.c.gone() {
-		x.cancel()
+	// Under x.mu: the request cannot end (end cancels under it first), so
+	// the connection is still this request's while the socket is looked at.
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.canceled.Load() {
 		return context.Canceled
 	}
-	return nil
+	if x.c.cr.watch.running.Load() || !x.c.gone() {
+		return nil
+	}
+	x.cancelLocked()
+	return context.Canceled
 }
 
 func (x *reqCtx) cancel() {
 	x.mu.Lock()
+	x.cancelLocked()
+	x.mu.Unlock()
+}
+
+func (x *reqCtx) cancelLocked() {
 	if !x.canceled.Swap(true) && x.done != nil {
 		close(x.done)
 	}
-	x.mu.Unlock()
 }
 
 // end is called when the handler has returned: the context ends and the

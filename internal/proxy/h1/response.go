@@ -61,8 +61,9 @@ func (w *response) reset(c *conn, req *http.Request) {
 	*w = response{c: c, req: req, header: h, cl: -1, pending: w.pending[:0]}
 	w.closeAfter = req.Close || !req.ProtoAtLeast(1, 1) && !wants10KeepAlive(req)
 	if req.Body != nil && req.Body != http.NoBody {
-		b := &c.body
-		*b = reqBody{rc: req.Body, w: w}
+		// One per request: a reader that outlives its request (a
+		// Transport still sending it) must not read the next one's.
+		b := &reqBody{rc: req.Body, w: w}
 		w.body = b
 		req.Body = b
 	}
@@ -130,9 +131,11 @@ func (w *response) disableContinue() {
 func (w *response) writeContinue() {
 	w.continueMu.Lock()
 	if w.canContinue.Load() {
-		w.canContinue.Store(false)
 		w.c.out.b = append(w.c.out.b, "HTTP/1.1 100 Continue\r\n\r\n"...)
 		w.c.out.flush()
+		// Only now: disableContinue, which skips the lock when this is
+		// false, must wait for the write to end.
+		w.canContinue.Store(false)
 	}
 	w.continueMu.Unlock()
 }
@@ -201,7 +204,6 @@ func (w *response) writeBody(p []byte) error {
 type head struct {
 	skip       skipSet  // handler's fields the server drops or writes itself
 	te         string   // the handler's Transfer-Encoding
-	ownCL      bool     // the Content-Length is computed here, not declared
 	ctype      string   // the sniffed Content-Type
 	connection string   // the Connection field the server adds
 	declared   []string // the declared trailers, sent in the trailer only
@@ -218,7 +220,7 @@ func (w *response) commit(final bool, next []byte) {
 	hd := head{te: first(h["Transfer-Encoding"])}
 	if final && !trailers && hd.te == "" && bodyAllowed(w.status) && w.cl == -1 &&
 		(w.req.Method != http.MethodHead || len(w.pending) > 0) {
-		w.cl, hd.ownCL = int64(len(w.pending)), true
+		w.cl = int64(len(w.pending))
 	}
 	w.decideClose(h)
 	w.contentFields(&hd, next)
@@ -254,7 +256,7 @@ func (w *response) contentFields(hd *head, next []byte) {
 	if w.cl != -1 && hd.te != "" && hd.te != "identity" {
 		w.c.srv.logf("h1: WriteHeader with both Transfer-Encoding %q and Content-Length %d", hd.te, w.cl)
 		hd.skip |= skipLength
-		w.cl, hd.ownCL = -1, false
+		w.cl = -1
 	}
 }
 
@@ -297,12 +299,14 @@ func (w *response) connectionField(hd *head) {
 func (w *response) writeHead(keys []string, hd *head) {
 	c, o := w.c, &w.c.out
 	o.b = appendStatusLine(o.b, w.req, w.status)
-	o.b = c.appendKeys(o.b, w.header, keys, hd.skip, hd.declared)
+	// Content-Length is always the server's, from w.cl: the handler's
+	// field may have changed since WriteHeader read it.
+	o.b = c.appendKeys(o.b, w.header, keys, hd.skip|skipLength, hd.declared)
 	o.b = appendField(o.b, "Content-Type", hd.ctype)
 	o.b = appendField(o.b, "Connection", hd.connection)
 	if w.chunked {
 		o.b = append(o.b, "Transfer-Encoding: chunked\r\n"...)
-	} else if hd.ownCL {
+	} else if w.cl != -1 && bodyAllowed(w.status) {
 		o.b = strconv.AppendInt(append(o.b, "Content-Length: "...), w.cl, 10)
 		o.b = append(o.b, "\r\n"...)
 	}
@@ -396,9 +400,10 @@ func (w *response) EnableFullDuplex() error {
 // Hijack hands the connection to the handler, with what is buffered of it.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c := w.c
-	if c.hijacked.Load() {
+	if !c.hijacked.CompareAndSwap(false, true) { // from now on no watch starts
 		return nil, nil, http.ErrHijacked
 	}
+	w.disableContinue()
 	if w.wroteHeader && !w.committed {
 		w.commit(false, nil)
 	}
@@ -407,14 +412,15 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// The watch read the client's next byte: into the reader the
 		// handler gets, as net/http does.
 		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			c.hijacked.Store(false)
 			return nil, nil, fmt.Errorf("h1: hijack: the byte read ahead: %w", err)
 		}
 	}
 	c.out.flush()
 	if c.out.err != nil {
+		c.hijacked.Store(false)
 		return nil, nil, c.out.err
 	}
-	c.hijacked.Store(true)
 	_ = c.rwc.SetDeadline(time.Time{})
 	c.srv.forget(c)
 	c.srv.setState(c, http.StateHijacked)
