@@ -230,6 +230,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 	// The head as buffered now: when it is all here (the usual case),
 	// ReadRequest reads it without refilling, so it is intact after.
 	pre, _ := c.br.Peek(c.br.Buffered())
+	reads := c.cr.reads
 	req, err := http.ReadRequest(c.br)
 	if err != nil {
 		if c.cr.hitLimit {
@@ -241,6 +242,9 @@ func (c *conn) readRequest() (*http.Request, error) {
 	c.lastMethod = req.Method
 	if req.ProtoMajor != 1 {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	if c.cr.reads != reads {
+		pre = nil // the buffer was refilled: pre may hold other bytes now
 	}
 	if err := checkHost(req, pre); err != nil {
 		return nil, err
@@ -444,12 +448,14 @@ func (optionsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type connReader struct {
 	c        *conn
 	remain   int64 // bytes that may be read before the header limit
+	reads    int   // Read calls, to tell that the bufio.Reader refilled
 	hitLimit bool
 	watch    watch
 }
 
 func (cr *connReader) Read(p []byte) (int, error) {
 	cr.watch.stop(cr.c)
+	cr.reads++
 	if cr.remain <= 0 {
 		cr.hitLimit = true
 		return 0, io.EOF

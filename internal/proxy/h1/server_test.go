@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -612,6 +613,40 @@ func TestHijackAfterDone(t *testing.T) {
 				}
 			case <-time.After(3 * time.Second):
 				t.Fatal("handler did not finish")
+			}
+		})
+	}
+}
+
+// Whether an HTTP/1.1 request had a Host field is read from the head's
+// buffered bytes (http.ReadRequest removes the field). A head that came in
+// two pieces is no longer all in the buffer once read, and must not be
+// judged from what the buffer holds by then: an empty Host then counts as
+// missing, and an absolute-form target as the Host.
+func TestHostFromASplitHead(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(ok), ReadHeaderTimeout: 5 * time.Second})
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		want   int
+	}{
+		{"Host in one piece", []string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, 200},
+		{"Host, then the end of the head", []string{"GET / HTTP/1.1\r\nHost: a\r\n", "\r\n"}, 200},
+		{"empty Host in one piece", []string{"GET / HTTP/1.1\r\nHost:\r\n\r\n"}, 200},
+		{"empty Host, then the end of the head", []string{"GET / HTTP/1.1\r\nHost:\r\n", "X-A: " + strings.Repeat("a", 5000) + "\r\n\r\n"}, 400},
+		{"absolute-form without Host in one piece", []string{"GET http://a.example/ HTTP/1.1\r\n\r\n"}, 400},
+		{"absolute-form without Host in two", []string{"GET http://a.example/ HTTP/1.1\r\n", "X-A: " + strings.Repeat("a", 5000) + "\r\n\r\n"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, br := dial(t, addr)
+			for i, p := range tc.pieces {
+				if i > 0 {
+					time.Sleep(50 * time.Millisecond) // the server reads the first piece alone
+				}
+				send(t, c, p)
+			}
+			if resp, _ := readResp(t, br); resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
 			}
 		})
 	}
