@@ -110,10 +110,7 @@ func (p *Proxy) outgoing(ls *leanState, r *http.Request) {
 	}
 	req.Header = r.Header
 	v := p.fwd.values(r)
-	req.Drop = p.fwd.dropUntrusted
-	if v.trusted {
-		req.Drop = p.fwd.dropTrusted
-	}
+	req.Drop = p.fwd.dropFunc(v.trusted)
 	set := ls.set[:0]
 	v.each(func(name, value string) { set = append(set, upstream.Field{Name: name, Value: value}) })
 	if id := r.Header["X-Request-Id"]; len(id) > 0 {

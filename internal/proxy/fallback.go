@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/proxy/upstream"
 )
 
 // DefaultFallbackHeader marks a request one proxy forwarded to a peer
@@ -205,11 +207,11 @@ func (p *Proxy) sendToPeer(rec *recorder, r *http.Request, peer string) (int, er
 	if rec.body == nil {
 		out.ContentLength = 0
 	}
-	out.Header = r.Header.Clone()
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
 	v := p.fwd.values(r)
+	out.Header = outHeader(r.Header, p.fwd.dropFunc(v.trusted))
+	if id := r.Header["X-Request-Id"]; len(id) > 0 {
+		out.Header["X-Request-Id"] = id[:1] // one request, one id on every host
+	}
 	v.each(func(name, value string) {
 		if name != "X-Forwarded-Prefix" { // the peer strips its own prefix
 			out.Header[name] = []string{value}
@@ -223,11 +225,11 @@ func (p *Proxy) sendToPeer(rec *recorder, r *http.Request, peer string) (int, er
 	defer resp.Body.Close()
 	h := rec.Header()
 	clear(h)
+	conn := resp.Header["Connection"]
 	for k, vs := range resp.Header {
-		h[k] = vs
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
+		if k == "Content-Length" || !upstream.HopByHop(k, conn) {
+			h[k] = vs
+		}
 	}
 	rec.bufferable = false
 	rec.WriteHeader(resp.StatusCode)
@@ -237,6 +239,16 @@ func (p *Proxy) sendToPeer(rec *recorder, r *http.Request, peer string) (int, er
 	return resp.StatusCode, nil
 }
 
-// hopHeaders are the connection's own fields, not passed on.
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+// outHeader is the client's header as a peer gets it: the same rule as the
+// app's (upstream.HopByHop, the client-IP fields the proxy does not trust
+// from this client); the X-Forwarded-* fields are set after.
+func outHeader(in http.Header, drop func(string) bool) http.Header {
+	conn := in["Connection"]
+	out := make(http.Header, len(in))
+	for k, vs := range in {
+		if !upstream.HopByHop(k, conn) && !drop(k) {
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+	return out
+}

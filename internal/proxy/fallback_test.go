@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -176,6 +177,37 @@ func TestFallback(t *testing.T) {
 				t.Errorf("access log %q lacks %q", fp.log(), tc.log)
 			}
 		})
+	}
+}
+
+// A request that goes to a peer loses what the app would not get either:
+// the connection's fields (those named in Connection too) and the
+// client-IP fields of a client the proxy does not trust, even when the
+// peer trusts the proxy (as a fleet's hosts may, for X-Forwarded-For).
+func TestFallbackHeaders(t *testing.T) {
+	fp := &fallbackPair{aPeers: &peers{}, bPeers: &peers{}}
+	fp.a = newProxy(t, Config{BufferRequests: true, Fallback: &Fallback{Origin: "host-a", Peers: fp.aPeers.get}})
+	fp.b = newProxy(t, Config{BufferRequests: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Fallback: &Fallback{Origin: "host-b", Peers: fp.bPeers.get}})
+	fp.aURL, fp.bURL = startProxy(t, fp.a), startProxy(t, fp.b)
+	setTarget(t, fp.b, newBackend(t, "b"), 4)
+	fp.aPeers.set(strings.TrimPrefix(fp.bURL, "http://"))
+	fp.a.SetTarget("gone", closedAddr(t), 1)
+	res := send(t, "127.0.0.3", "GET", fp.aURL+"/headers", "", map[string]string{
+		"X-Real-Ip": "6.6.6.6", "True-Client-Ip": "6.6.6.6", "Connection": "X-Secret", "X-Secret": "s", "X-Kept": "k", "X-Request-Id": "rid-1"})
+	if res.err != nil || res.status != 200 || res.body != "b" {
+		t.Fatalf("got %d %q %v, want b's 200", res.status, res.body, res.err)
+	}
+	for _, name := range []string{"X-Real-Ip", "True-Client-Ip", "X-Secret"} {
+		if v := res.header.Get("Echo-" + name); v != "" {
+			t.Errorf("the peer's app got %s: %q", name, v)
+		}
+	}
+	if res.header.Get("Echo-X-Kept") != "k" || res.header.Get("Echo-X-Request-Id") != "rid-1" {
+		t.Errorf("an end-to-end field was lost: %v", res.header)
+	}
+	if got := res.header.Get("Echo-X-Forwarded-For"); !strings.HasPrefix(got, "127.0.0.3") {
+		t.Errorf("X-Forwarded-For at the peer's app %q, want the client first", got)
 	}
 }
 

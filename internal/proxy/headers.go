@@ -121,6 +121,14 @@ func (v *fwdValues) each(set func(name, value string)) {
 func (f *forwarded) dropTrusted(name string) bool   { return f.drop(name, true) }
 func (f *forwarded) dropUntrusted(name string) bool { return f.drop(name, false) }
 
+// dropFunc is dropTrusted or dropUntrusted.
+func (f *forwarded) dropFunc(trusted bool) func(string) bool {
+	if trusted {
+		return f.dropTrusted
+	}
+	return f.dropUntrusted
+}
+
 func (f *forwarded) drop(name string, trusted bool) bool {
 	switch name {
 	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",

@@ -136,8 +136,7 @@ func (r *Request) writeHead(w *bufio.Writer) error {
 func (r *Request) writeFields(w *bufio.Writer) error {
 	conn := r.Header["Connection"]
 	for name, vs := range r.Header {
-		if hopByHop(name) || (r.Drop != nil && r.Drop(name)) ||
-			(len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, name)) {
+		if HopByHop(name, conn) || (r.Drop != nil && r.Drop(name)) {
 			continue
 		}
 		for _, v := range vs {
@@ -231,6 +230,15 @@ func (r *Request) writeBody(w *bufio.Writer, body io.Reader) error {
 	}
 	w.WriteString("\r\n")
 	return w.Flush()
+}
+
+// HopByHop reports whether a request field is not to be passed on: it
+// describes one connection, not the message (RFC 9110 7.6.1, with the ones
+// ReverseProxy drops), or is framing the sender writes itself (Host,
+// Content-Length). Fields that conn (the Connection field's values) names
+// are the connection's too. The proxy's peer fallback uses the same rule.
+func HopByHop(name string, conn []string) bool {
+	return hopByHop(name) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, name)
 }
 
 // hopByHop names the fields that describe one connection, not the message
