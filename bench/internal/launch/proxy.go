@@ -16,10 +16,10 @@ const (
 	// SwitchyardStd is switchyard serving HTTP/1 with net/http's server
 	// (--std-http1), to measure its own server against it.
 	SwitchyardStd = "switchyard-std"
-	HAProxy    = "haproxy"    // configured as the gunicorn-proxy image does
-	Nginx      = "nginx"      // a comparably configured keep-alive reverse proxy
-	PlainProxy = "plainproxy" // net/http/httputil.ReverseProxy, the Go reference
-	Direct     = "direct"     // no proxy: clients talk to the backend
+	HAProxy       = "haproxy"    // configured as the gunicorn-proxy image does
+	Nginx         = "nginx"      // a comparably configured keep-alive reverse proxy
+	PlainProxy    = "plainproxy" // net/http/httputil.ReverseProxy, the Go reference
+	Direct        = "direct"     // no proxy: clients talk to the backend
 )
 
 // ErrUnavailable is returned (wrapped) when a proxy's binary is not installed

@@ -157,11 +157,11 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.cl != -1 && w.written > w.cl {
 		return 0, http.ErrContentLength
 	}
+	if w.canPend(len(p)) {
+		w.pending = append(w.pending, p...)
+		return len(p), nil
+	}
 	if !w.committed {
-		if w.cl == -1 && len(w.pending)+len(p) <= cap(w.pending) {
-			w.pending = append(w.pending, p...)
-			return len(p), nil
-		}
 		w.commit(false, p)
 	}
 	if err := w.writeBody(p); err != nil {
@@ -173,13 +173,18 @@ func (w *response) Write(p []byte) (int, error) {
 func (w *response) WriteString(s string) (int, error) {
 	// Small strings (the proxy's own answers) go by the buffer without an
 	// allocation; the rest through Write.
-	if len(s) <= bufferBeforeChunking && w.wroteHeader && !w.committed && w.cl == -1 && bodyAllowed(w.status) &&
-		len(w.pending)+len(s) <= cap(w.pending) && !w.c.hijacked.Load() {
+	if w.wroteHeader && bodyAllowed(w.status) && !w.c.hijacked.Load() && w.canPend(len(s)) {
 		w.written += int64(len(s))
 		w.pending = append(w.pending, s...)
 		return len(s), nil
 	}
 	return w.Write([]byte(s))
+}
+
+// canPend reports whether n more body bytes are held until the head goes
+// out: its length is not declared and they fit the buffer.
+func (w *response) canPend(n int) bool {
+	return !w.committed && w.cl == -1 && len(w.pending)+n <= cap(w.pending)
 }
 
 // writeBody puts p in the output, framed. HEAD's body is dropped.
@@ -658,30 +663,29 @@ func (b *reqBody) drain(c *conn) bool {
 // outBuf is the connection's output buffer: a response's head and small
 // bodies gather in it; a large write goes out with it in one writev.
 type outBuf struct {
-	w    io.Writer
-	tcp  *net.TCPConn
-	b    []byte
-	vec  net.Buffers
-	err  error
-	size int
+	w   io.Writer
+	tcp *net.TCPConn
+	b   []byte // its capacity is the buffer's size
+	vec net.Buffers
+	err error
 }
 
 func (o *outBuf) init(w io.Writer, tcp *net.TCPConn) {
-	o.w, o.tcp, o.size = w, tcp, 4<<10
-	o.b = make([]byte, 0, o.size)
+	o.w, o.tcp = w, tcp
+	o.b = make([]byte, 0, 4<<10)
 }
 
 func (o *outBuf) write(p []byte) {
 	if o.err != nil {
 		return
 	}
-	if len(o.b)+len(p) <= o.size {
+	if len(o.b)+len(p) <= cap(o.b) {
 		o.b = append(o.b, p...)
 		return
 	}
-	if o.tcp == nil || len(p) < o.size/2 {
+	if small := len(p) < cap(o.b)/2; small || o.tcp == nil {
 		o.flush()
-		if len(p) < o.size/2 {
+		if small {
 			o.b = append(o.b, p...)
 		} else if o.err == nil {
 			_, o.err = o.w.Write(p)
