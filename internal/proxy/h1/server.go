@@ -170,16 +170,14 @@ func (s *Server) RegisterOnShutdown(f func()) {
 // as the stop begins is served, not dropped: the connection is woken, and
 // closes only if nothing came.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.beginStop(); err != nil {
-		return err
-	}
+	lnErr := s.beginStop() // returned once the connections are done, as net/http
 	s.serving.Wait()
 	wait := time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		if s.nudgeIdle() == 0 {
-			return nil
+			return lnErr
 		}
 		select {
 		case <-ctx.Done():

@@ -230,6 +230,38 @@ func TestShutdown(t *testing.T) {
 		}
 	})
 
+	// A listener that fails to close does not cut the graceful stop
+	// short: the request in flight still ends first, then the error is
+	// returned (as net/http's Shutdown does).
+	t.Run("listener close error", func(t *testing.T) {
+		b := newBlocking(t)
+		s := &Server{Handler: b, ErrorLog: quietLog}
+		inner, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := &badCloseListener{Listener: inner}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ln) }()
+		t.Cleanup(func() { _ = s.Close(); <-served })
+		c, br := dial(t, inner.Addr().String())
+		send(t, c, get)
+		b.waitEntered(t)
+		done := make(chan error, 1)
+		go func() { done <- s.Shutdown(context.Background()) }()
+		time.Sleep(50 * time.Millisecond) // time for a Shutdown that does not wait to return
+		select {
+		case err := <-done:
+			t.Fatalf("Shutdown returned before the request ended: %v", err)
+		default:
+		}
+		close(b.release)
+		readResp(t, br)
+		if err := <-done; !errors.Is(err, errBadClose) {
+			t.Errorf("Shutdown: %v, want %v", err, errBadClose)
+		}
+	})
+
 	t.Run("Serve returns ErrServerClosed", func(t *testing.T) {
 		s := &Server{Handler: http.HandlerFunc(ok), ErrorLog: quietLog}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -650,4 +682,14 @@ func TestHostFromASplitHead(t *testing.T) {
 			}
 		})
 	}
+}
+
+var errBadClose = errors.New("close failed")
+
+// badCloseListener closes, but reports an error doing it.
+type badCloseListener struct{ net.Listener }
+
+func (l *badCloseListener) Close() error {
+	_ = l.Listener.Close()
+	return errBadClose
 }
