@@ -451,10 +451,13 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("hosts on one daemon adopt only their own; a second instance is refused", func(t *testing.T) {
+		// Each host's container of v2, once it serves it: `release --wait`
+		// may return while a host's switch still ends (seen once: h1's
+		// active changed across the restart below, from a container read
+		// before its switch was done).
 		before := map[string]string{}
 		for _, h := range f.hosts {
-			s, _ := h.status()
-			before[h.listen] = s.Active.ID
+			before[h.listen] = waitServes(t, h, v2, 30*time.Second).Active.ID
 		}
 		h1.cmd.Process.Signal(os.Interrupt)
 		h1.cmd.Wait()

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,7 +119,7 @@ func TestRebootStartsTheStateFilesConfig(t *testing.T) {
 	if _, err := e.m.Rollback(context.Background(), "ops"); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(e.configs["v2"]), 0o644)
+	atomicfile.Write(filepath.Join(e.dir, "current.json"), []byte(e.configs["v2"]), 0o644)
 	e.m.Close()
 	for _, id := range e.docker.running() {
 		e.docker.rmForce(id)

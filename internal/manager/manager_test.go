@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/switchyard/switchyard/internal/atomicfile"
 	"io"
 	"net/http"
 	"os"
@@ -387,7 +388,7 @@ func TestRestartAdopts(t *testing.T) {
 // A cold start with no state launches current.json and switches to it.
 func TestColdStart(t *testing.T) {
 	e := newEnv(t)
-	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(`{"id":"`+e.configs["v2"]+`"}`), 0o644)
+	atomicfile.Write(filepath.Join(e.dir, "current.json"), []byte(`{"id":"`+e.configs["v2"]+`"}`), 0o644)
 	if err := e.m.Start(e.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func TestColdStartRetries(t *testing.T) {
 		t.Fatalf("history of a new install waiting for current.json: %+v, want none", h)
 	}
 	// A current.json naming a config that is not there is an error, once.
-	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(strings.Repeat("ab", 32)), 0o644)
+	atomicfile.Write(filepath.Join(e.dir, "current.json"), []byte(strings.Repeat("ab", 32)), 0o644)
 	time.Sleep(200 * time.Millisecond)
 	starts := 0
 	for _, h := range e.m.History() {
@@ -425,7 +426,7 @@ func TestColdStartRetries(t *testing.T) {
 	if starts != 1 {
 		t.Fatalf("%d start failures in the history after repeated retries, want 1", starts)
 	}
-	os.WriteFile(filepath.Join(e.dir, "current.json"), []byte(e.configs["v1"]), 0o644)
+	atomicfile.Write(filepath.Join(e.dir, "current.json"), []byte(e.configs["v1"]), 0o644)
 	e.waitHealthy(true)
 	if code, body := e.get("/"); code != 200 || body != "v1" {
 		t.Fatalf("after current.json appeared: %d %q", code, body)
